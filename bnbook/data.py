@@ -1,0 +1,443 @@
+"""Image-classification data for the book's experiments, as plain PyTorch DataLoaders.
+
+Introduced in chapter 2 (training LeNet with and without batch norm); chapter 0 explains
+the choice of data.  One call, ``train_iter, test_iter = load()``, gives two
+``torch.utils.data.DataLoader`` objects of ``(X, y)`` batches, ``X`` float32 of shape
+``(B, C, H, W)`` with values in [0, 1] and ``y`` int64 class labels, exactly what
+``d2l.train_ch6`` and :func:`bnbook.train.train` expect.  ``load(...).info`` says what was
+loaded (a :class:`DatasetInfo`).
+
+Datasets (``name=``):
+
+``"fashion-mnist"``, ``"mnist"``, ``"cifar10"``
+    Read by ``torchvision.datasets`` (FashionMNIST, MNIST, CIFAR10) from ``root``
+    (default: env ``BNBOOK_DATA_DIR``, else ``~/.cache/bnbook``), in the layout torchvision
+    uses, e.g. ``<root>/FashionMNIST/raw/train-images-idx3-ubyte``; so a ``root`` that d2l or
+    torchvision already filled is reused.  Missing files are downloaded only if allowed and the
+    server answers; no network call can hang (short connect check, socket timeouts).
+``"digits"``
+    scikit-learn's embedded 8x8 handwritten digits (1797 images, no download), split once
+    and for all into 1437 training / 360 test images (stratified, ``random_state=0``).
+    ``resize=28`` upsamples them bilinearly so that the 28x28 LeNet runs unchanged.
+``"auto"`` (default)
+    Env ``BNBOOK_DATA`` if set; else the real Fashion-MNIST if it is in ``root`` or can be
+    downloaded; else the digits at Fashion-MNIST's size (28x28, or ``resize``), with a
+    one-line notice printed saying so.  The book's notebooks run everywhere this way, and
+    the notice tells the reader which data produced the numbers on the page.
+
+Nothing happens on import: torchvision and scikit-learn are imported on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from ._validate import check_choice, check_positive_int
+
+__all__ = ["load", "Loaders", "DatasetInfo", "NAMES", "default_root"]
+
+#: Valid values of ``name`` (and of env ``BNBOOK_DATA``).
+NAMES = ("auto", "fashion-mnist", "mnist", "cifar10", "digits")
+
+#: Seconds to wait for a TCP connection to the download server before calling it unreachable.
+CONNECT_TIMEOUT = 2.5
+#: Seconds any single socket operation of a download may block (connect, or one read).
+DOWNLOAD_TIMEOUT = 30.0
+
+# Exceptions torchvision's readers raise on truncated/garbled files (a bare `assert` in the
+# IDX reader, reshape errors, unpickling errors, md5 mismatches as RuntimeError, ...).
+_READ_ERRORS = (AssertionError, EOFError, IndexError, KeyError, OSError, RuntimeError, TypeError,
+                ValueError, pickle.UnpicklingError)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What :func:`load` loaded.
+
+    Attributes
+    ----------
+    name : str
+        The dataset actually loaded (``"digits"`` when ``"auto"`` fell back).
+    num_classes, in_channels : int
+    image_size : (int, int)
+        ``(H, W)`` of every image, after ``resize``.
+    classes : tuple of str
+        Label names; ``classes[y]`` names label ``y``.
+    num_train, num_test : int
+        Examples per epoch and in the test set (after ``limit``).
+    source : str
+        Where the data came from (a directory, or scikit-learn).
+    notice : str or None
+        The line printed when ``"auto"`` fell back to the digits, else None.
+    """
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    classes: tuple[str, ...]
+    num_train: int
+    num_test: int
+    source: str
+    notice: Optional[str] = None
+
+
+class Loaders(tuple):
+    """``(train_iter, test_iter)``, two DataLoaders, plus ``.info`` (a :class:`DatasetInfo`).
+
+    A tuple, so ``train_iter, test_iter = load()`` works as in d2l.
+    """
+
+    info: DatasetInfo
+
+    def __new__(cls, train_iter: DataLoader, test_iter: DataLoader, info: DatasetInfo) -> "Loaders":
+        self = super().__new__(cls, (train_iter, test_iter))
+        self.info = info
+        return self
+
+    @property
+    def train_iter(self) -> DataLoader:
+        return self[0]
+
+    @property
+    def test_iter(self) -> DataLoader:
+        return self[1]
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"Loaders({i.name}: {i.num_train} train / {i.num_test} test, "
+                f"X (B, {i.in_channels}, {i.image_size[0]}, {i.image_size[1]}), "
+                f"{i.num_classes} classes, batch_size={self[0].batch_size})")
+
+
+# --------------------------------------------------------------------------- torchvision datasets
+@dataclass(frozen=True)
+class _Spec:
+    title: str  # for messages
+    cls_name: str  # torchvision.datasets class
+    in_channels: int
+    image_size: tuple[int, int]
+
+
+_TORCHVISION = {
+    "fashion-mnist": _Spec("Fashion-MNIST", "FashionMNIST", 1, (28, 28)),
+    "mnist": _Spec("MNIST", "MNIST", 1, (28, 28)),
+    "cifar10": _Spec("CIFAR-10", "CIFAR10", 3, (32, 32)),
+}
+
+
+class _Unavailable(Exception):
+    """The dataset cannot be used; ``reason`` is a short phrase, ``fix`` what the user can do."""
+
+    def __init__(self, reason: str, fix: str):
+        super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+
+def default_root() -> str:
+    """Where datasets are cached: env ``BNBOOK_DATA_DIR``, else ``~/.cache/bnbook``."""
+    return os.path.expanduser(os.environ.get("BNBOOK_DATA_DIR") or os.path.join("~", ".cache", "bnbook"))
+
+
+def _pretty(path: str) -> str:
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home not in ("", "/") and path.startswith(home) else path
+
+
+def _tv_class(spec: _Spec):
+    import torchvision.datasets  # slow import (seconds): only when a torchvision dataset is asked for
+
+    return getattr(torchvision.datasets, spec.cls_name)
+
+
+def _is_cifar(cls) -> bool:
+    return hasattr(cls, "base_folder")
+
+
+def _data_dir(cls, root: str) -> str:
+    """The directory torchvision reads the files from."""
+    return os.path.join(root, cls.base_folder) if _is_cifar(cls) else os.path.join(root, cls.__name__, "raw")
+
+
+def _required_files(cls, root: str) -> list[str]:
+    """The files torchvision reads, in the layout torchvision expects."""
+    d = _data_dir(cls, root)
+    if _is_cifar(cls):
+        names = [n for n, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    else:
+        names = [os.path.splitext(f)[0] for f, _ in cls.resources]  # the .gz files, uncompressed
+    return [os.path.join(d, n) for n in names]
+
+
+def _archives(cls, root: str) -> list[tuple[str, str]]:
+    """``(path, md5)`` of the downloaded archives the files are extracted from."""
+    if _is_cifar(cls):
+        return [(os.path.join(root, cls.filename), cls.tgz_md5)]
+    return [(os.path.join(_data_dir(cls, root), f), md5) for f, md5 in cls.resources]
+
+
+def _urls(cls) -> list[str]:
+    return [cls.url] if _is_cifar(cls) else list(cls.mirrors)
+
+
+def _reachable(urls: list[str], timeout: Optional[float] = None) -> bool:
+    """True if a TCP connection to the host of any of ``urls`` opens within ``timeout`` seconds.
+
+    The attempt runs in a daemon thread that we stop waiting for at the deadline, so even a
+    DNS lookup that never returns cannot block the caller.
+    """
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        ok: list[bool] = []
+
+        def attempt(address=address, ok=ok) -> None:
+            try:
+                socket.create_connection(address, timeout=timeout).close()
+                ok.append(True)
+            except OSError:
+                pass
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        thread.join(timeout + 0.5)
+        if ok:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Give every socket created inside (torchvision's urlopen calls) a timeout; restore after."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _prepare(spec: _Spec, root: str, download: Optional[bool]) -> None:
+    """Make sure the files torchvision reads are in ``root``: extract or download them, or raise."""
+    cls = _tv_class(spec)
+    where = _pretty(_data_dir(cls, root))
+    required = _required_files(cls, root)
+    missing = [f for f in required if not os.path.isfile(f)]
+    if not missing:
+        return
+    archives = _archives(cls, root)
+    if all(os.path.isfile(p) for p, _ in archives):
+        # Downloaded archives (e.g. copied by hand) but not extracted: extract them, no network.
+        from torchvision.datasets.utils import check_integrity, extract_archive
+
+        for path, md5 in archives:
+            if not check_integrity(path, md5):
+                raise _Unavailable(f"{spec.title} archive {_pretty(path)} is corrupt (md5 mismatch)",
+                                   f"delete it and run again with download=True, or copy an intact file there")
+            extract_archive(path, os.path.dirname(required[0]) if not _is_cifar(cls) else root)
+        return
+
+    what = (f"{spec.title} not found in {_pretty(root)}" if len(missing) == len(required)
+            else f"{spec.title} incomplete in {where} (missing {', '.join(map(os.path.basename, missing))})")
+    files = ", ".join(os.path.basename(f) for f in required)
+    fix = (f"connect to the internet and call load({_name_of(spec)!r}, download=True), or copy {files} "
+           f"into {where}, or use load('digits') (no download needed)")
+    if download is False:
+        raise _Unavailable(f"{what} (download=False)", fix)
+    if download is None and not _reachable(_urls(cls)):
+        raise _Unavailable(f"{what} and not downloadable (offline?)", fix)
+    try:
+        with _socket_timeout(DOWNLOAD_TIMEOUT):
+            cls(root=root, train=True, download=True)
+    except _READ_ERRORS as e:
+        raise _Unavailable(f"{what} and the download failed ({_one_line(e)})", fix) from e
+
+
+def _name_of(spec: _Spec) -> str:
+    return next(k for k, v in _TORCHVISION.items() if v is spec)
+
+
+def _load_torchvision(spec: _Spec, root: str, resize: Optional[int]) -> tuple[Dataset, Dataset, tuple[str, ...]]:
+    """Train and test datasets read by torchvision (files must be present), checked for sanity."""
+    import torchvision.transforms as T
+
+    cls = _tv_class(spec)
+    where = _pretty(_data_dir(cls, root))
+    # The same transform as d2l.load_data_fashion_mnist: PIL image -> (C, H, W) float in [0, 1].
+    steps = [T.ToTensor()] if resize is None else [T.Resize((resize, resize)), T.ToTensor()]
+    transform = T.Compose(steps)
+    try:
+        train = cls(root=root, train=True, transform=transform, download=False)
+        test = cls(root=root, train=False, transform=transform, download=False)
+        for ds in (train, test):
+            # torchvision's IDX reader does not check that images and labels match up.
+            if len(ds.data) != len(ds.targets) or len(ds.data) == 0:
+                raise ValueError(f"{len(ds.data)} images but {len(ds.targets)} labels")
+            if tuple(ds.data.shape[1:3]) != spec.image_size:
+                raise ValueError(f"images of shape {tuple(ds.data.shape[1:])}, expected {spec.image_size}")
+            top = int(torch.as_tensor(ds.targets).max())
+            if top >= len(ds.classes):
+                raise ValueError(f"label {top} out of range for {len(ds.classes)} classes")
+    except _READ_ERRORS as e:
+        raise _Unavailable(f"{spec.title} files in {where} are corrupt or truncated ({_one_line(e)})",
+                           f"delete {where} and call load({_name_of(spec)!r}, download=True), "
+                           f"or copy intact files there") from e
+    return train, test, tuple(str(c) for c in train.classes)
+
+
+# --------------------------------------------------------------------------- scikit-learn digits
+def _load_digits(resize: Optional[int]) -> tuple[Dataset, Dataset, tuple[str, ...]]:
+    """sklearn's 8x8 digits as (N, 1, 8, 8) float32 in [0, 1] (or resized), fixed stratified split."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()  # embedded in scikit-learn: never downloads
+    X = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (1797, 1, 8, 8); pixels 0..16
+    y = torch.tensor(digits.target, dtype=torch.int64)  # (1797,)
+    if resize is not None and resize != 8:
+        # Bilinear weights are convex, so values stay in [0, 1]; antialias only matters downsampling.
+        X = F.interpolate(X, size=(resize, resize), mode="bilinear", align_corners=False,
+                          antialias=resize < 8)  # (1797, 1, resize, resize)
+        X = X.clamp_(0.0, 1.0)
+    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0, stratify=digits.target)
+    train = TensorDataset(X[train_idx], y[train_idx])  # 1437 examples
+    test = TensorDataset(X[test_idx], y[test_idx])  # 360 examples
+    return train, test, tuple(str(i) for i in range(10))
+
+
+# --------------------------------------------------------------------------- public entry point
+def load(
+    name: str = "auto",
+    batch_size: int = 256,
+    *,
+    resize: Optional[int] = None,
+    root: Optional[str | os.PathLike] = None,
+    download: Optional[bool] = None,
+    limit: Optional[int] = None,
+    num_workers: int = 0,
+    seed: int = 0,
+) -> Loaders:
+    """Training and test DataLoaders for one of :data:`NAMES`.
+
+    Parameters
+    ----------
+    name : {"auto", "fashion-mnist", "mnist", "cifar10", "digits"}
+        See the module docstring.  ``"auto"`` defers to env ``BNBOOK_DATA`` if it is set.
+    batch_size : int
+    resize : int, optional
+        Resize images to ``(resize, resize)`` (bilinear).  ``None`` keeps the native size
+        (28x28 for (Fashion-)MNIST, 32x32 for CIFAR-10, 8x8 for the digits), except that
+        ``"auto"`` falling back to the digits gives 28x28, the size Fashion-MNIST would have had.
+    root : str or path, optional
+        Cache directory; default :func:`default_root`.
+    download : bool, optional
+        ``None``: download missing files if the server answers within ``CONNECT_TIMEOUT``
+        seconds.  ``True``: try to download them.  ``False``: never touch the network.
+    limit : int, optional
+        Keep only the first ``limit`` training examples and ``min(limit, len(test))`` test
+        examples (quick mode).
+    num_workers : int
+        DataLoader worker processes (0 = load in the main process).
+    seed : int
+        Seeds the training loader's shuffling (a private ``torch.Generator``): the same seed
+        gives the same sequence of batches, and the global RNG is neither used nor changed.
+
+    Returns
+    -------
+    Loaders
+        ``(train_iter, test_iter)`` with ``.info``.  Batches are ``(X, y)``: ``X`` float32
+        ``(B, C, H, W)`` in [0, 1], ``y`` int64 ``(B,)``.  Training batches are reshuffled every
+        epoch; test batches come in a fixed order.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments (or a bad ``BNBOOK_DATA``).
+    RuntimeError
+        A named torchvision dataset is missing and cannot be downloaded, or its files are
+        corrupt; the message says where the files should be and what to do.
+
+    Examples
+    --------
+    >>> train_iter, test_iter = load("digits", batch_size=64, resize=28)
+    >>> X, y = next(iter(train_iter))
+    >>> X.shape, X.dtype, y.dtype
+    (torch.Size([64, 1, 28, 28]), torch.float32, torch.int64)
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, one of {list(NAMES)}, got {type(name).__name__}")
+    check_choice("dataset name", name, NAMES)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if resize is not None:
+        resize = check_positive_int("resize", resize)
+    if limit is not None:
+        limit = check_positive_int("limit", limit)
+    num_workers = check_positive_int("num_workers", num_workers, minimum=0)
+    seed = check_positive_int("seed", seed, minimum=0)
+    if download is not None and not isinstance(download, bool):
+        raise TypeError(f"download must be None, True or False, got {download!r}")
+    if root is None:
+        root = default_root()
+    elif isinstance(root, (str, os.PathLike)):
+        root = os.path.expanduser(os.fspath(root))
+    else:
+        raise TypeError(f"root must be a str or os.PathLike (a directory), got {type(root).__name__}")
+
+    if name == "auto" and os.environ.get("BNBOOK_DATA"):
+        name = check_choice("BNBOOK_DATA (environment variable)", os.environ["BNBOOK_DATA"], NAMES)
+
+    notice = None
+    if name == "digits":
+        train, test, classes = _load_digits(resize)
+        real, source = "digits", "sklearn.datasets.load_digits (embedded, 8x8 pixels)"
+    else:
+        real = "fashion-mnist" if name == "auto" else name
+        spec = _TORCHVISION[real]
+        try:
+            _prepare(spec, root, download)
+            train, test, classes = _load_torchvision(spec, root, resize)
+            source = _data_dir(_tv_class(spec), root)
+        except _Unavailable as e:
+            if name != "auto":
+                raise RuntimeError(f"bnbook.data: cannot load {spec.title}: {e.reason}. To fix: {e.fix}.") from None
+            size = resize or spec.image_size[0]
+            train, test, classes = _load_digits(size)
+            real, source = "digits", f"sklearn.datasets.load_digits (embedded, 8x8 pixels resized to {size}x{size})"
+            notice = (f"bnbook.data: {e.reason}; using scikit-learn's embedded 8x8 digits "
+                      f"({_n(train, limit)} train / {_n(test, limit)} test) resized to {size}x{size} instead. "
+                      f"Set BNBOOK_DATA=fashion-mnist|mnist|cifar10|digits to choose.")
+            print(notice)
+
+    if limit is not None:
+        train = Subset(train, range(_n(train, limit)))
+        test = Subset(test, range(_n(test, limit)))
+    X0, _ = train[0]  # (C, H, W)
+    info = DatasetInfo(name=real, num_classes=len(classes), in_channels=int(X0.shape[0]),
+                       image_size=(int(X0.shape[1]), int(X0.shape[2])), classes=classes,
+                       num_train=len(train), num_test=len(test), source=_pretty(source), notice=notice)
+    generator = torch.Generator().manual_seed(seed)
+    train_iter = DataLoader(train, batch_size, shuffle=True, generator=generator, num_workers=num_workers)
+    test_iter = DataLoader(test, batch_size, shuffle=False, num_workers=num_workers)
+    return Loaders(train_iter, test_iter, info)
+
+
+def _n(ds: Dataset, limit: Optional[int]) -> int:
+    return len(ds) if limit is None else min(limit, len(ds))
