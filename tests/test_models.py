@@ -1,0 +1,166 @@
+"""Tests for bnbook.models: shapes, parameter counts, layer names, norm/impl switches."""
+
+import importlib.util
+
+import pytest
+import torch
+from torch import nn
+
+from bnbook import models
+
+HAS_LAYERS = importlib.util.find_spec("bnbook.layers") is not None
+needs_layers = pytest.mark.skipif(not HAS_LAYERS, reason="bnbook.layers not written yet")
+
+
+def num_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def norm_layers(net: nn.Module) -> list[nn.Module]:
+    kinds = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
+    return [m for m in net.modules() if isinstance(m, kinds) or "Norm" in type(m).__name__]
+
+
+# Hand-counted: conv1 6*1*25+6, conv2 16*6*25+16, fc1 256*120+120, fc2 120*84+84, fc3 84*10+10.
+LENET_28 = 156 + 2416 + 30840 + 10164 + 850
+BN_LENET = 2 * (6 + 16 + 120 + 84)  # weight + bias per channel
+
+
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_lenet_shapes_28x28_gray(norm):
+    net = models.lenet(norm, impl="torch")
+    X = torch.randn(4, 1, 28, 28)
+    assert net(X).shape == (4, 10)
+    assert num_params(net) == LENET_28 + (BN_LENET if norm else 0)
+
+
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_lenet_shapes_32x32_color(norm):
+    net = models.lenet(norm, impl="torch", in_channels=3, image_size=32, num_classes=7)
+    assert net(torch.randn(3, 3, 32, 32)).shape == (3, 7)
+    # conv1 has 3 input channels; fc1 sees 16 x 5 x 5 = 400 features; fc3 has 7 outputs.
+    expected = 456 + 2416 + (400 * 120 + 120) + 10164 + (84 * 7 + 7)
+    assert num_params(net) == expected + (BN_LENET if norm else 0)
+
+
+def test_lenet_rectangular_image():
+    net = models.lenet(None, impl="torch", image_size=(28, 36))
+    assert net(torch.randn(2, 1, 28, 36)).shape == (2, 10)
+    assert net.fc1.in_features == 16 * 4 * 6
+
+
+def test_lenet_layer_names():
+    net = models.lenet("batch", impl="torch")
+    names = [n for n, _ in net.named_children()]
+    assert names == [
+        "conv1", "bn1", "act1", "pool1", "conv2", "bn2", "act2", "pool2", "flatten",
+        "fc1", "bn3", "act3", "fc2", "bn4", "act4", "fc3",
+    ]
+    plain = [n for n, _ in models.lenet(None, impl="torch").named_children()]
+    assert plain == [n for n in names if not n.startswith("bn")]
+
+
+def test_norm_none_has_no_norm_layers():
+    for net in (models.lenet(None), models.cifar_mlp(None), models.ioffe_mlp(None)):
+        assert norm_layers(net) == []
+
+
+def test_torch_impl_uses_torch_classes():
+    net = models.lenet("batch", impl="torch")
+    assert type(net.bn1) is nn.BatchNorm2d and type(net.bn3) is nn.BatchNorm1d
+    assert net.bn1.num_features == 6 and net.bn4.num_features == 84
+
+
+@needs_layers
+def test_bnbook_impl_uses_bnbook_layers():
+    from bnbook import layers
+
+    net = models.lenet("batch", impl="bnbook")
+    assert type(net.bn1) is layers.BatchNorm2d and type(net.bn3) is layers.BatchNorm1d
+    assert num_params(net) == LENET_28 + BN_LENET
+    # drop-in: the two implementations share a state_dict layout and give the same output
+    ref = models.lenet("batch", impl="torch")
+    ref.load_state_dict(net.state_dict())
+    X = torch.randn(8, 1, 28, 28)
+    torch.testing.assert_close(net(X), ref(X), rtol=1e-4, atol=1e-5)
+
+
+@needs_layers
+def test_bnbook_impl_mlps():
+    from bnbook import layers
+
+    assert type(models.cifar_mlp(impl="bnbook").bn1) is layers.BatchNorm1d
+    assert type(models.ioffe_mlp("batch", impl="bnbook").bn3) is layers.BatchNorm1d
+
+
+def test_callable_factory():
+    calls = []
+
+    def factory(num_features, spatial):
+        calls.append((num_features, spatial))
+        return nn.GroupNorm(2, num_features) if spatial else nn.LayerNorm(num_features)
+
+    net = models.lenet(factory, impl="torch")
+    assert calls == [(6, True), (16, True), (120, False), (84, False)]
+    assert isinstance(net.norm1, nn.GroupNorm) and isinstance(net.norm4, nn.LayerNorm)
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_factory_must_return_module():
+    with pytest.raises(TypeError, match="nn.Module"):
+        models.lenet(lambda c, spatial: "not a layer")
+
+
+def test_cifar_mlp():
+    net = models.cifar_mlp("batch", impl="torch")
+    assert net(torch.randn(5, 3, 32, 32)).shape == (5, 10)
+    expected = (3072 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
+    assert num_params(net) == expected + 2 * (64 + 32)
+    assert [type(m) for m in (net.bn1, net.act1, net.bn2, net.act2)] == [
+        nn.BatchNorm1d, nn.ReLU, nn.BatchNorm1d, nn.ReLU
+    ]
+
+
+def test_ioffe_mlp():
+    net = models.ioffe_mlp()  # the paper's baseline: no BN
+    assert net(torch.randn(6, 1, 28, 28)).shape == (6, 10)
+    assert num_params(net) == (784 * 100 + 100) + 2 * (100 * 100 + 100) + (100 * 10 + 10)
+    assert [n for n, _ in net.named_children()] == [
+        "flatten", "fc1", "act1", "fc2", "act2", "fc3", "act3", "fc4"
+    ]
+    bn = models.ioffe_mlp("batch", impl="torch", depth=2, hidden=50)
+    assert [n for n, _ in bn.named_children()] == [
+        "flatten", "fc1", "bn1", "act1", "fc2", "bn2", "act2", "fc3"
+    ]
+    assert all(isinstance(m, nn.Sigmoid) for m in (bn.act1, bn.act2))
+
+
+@pytest.mark.parametrize("builder", [models.lenet, models.cifar_mlp, models.ioffe_mlp])
+def test_bad_norm_and_impl(builder):
+    with pytest.raises(ValueError, match=r"unknown norm 'layer'.*'batch'"):
+        builder("layer")
+    with pytest.raises(ValueError, match=r"unknown impl 'jax'.*'bnbook', 'torch'"):
+        builder("batch", impl="jax")
+    with pytest.raises(ValueError, match="num_classes"):
+        builder(None, num_classes=0)
+
+
+def test_lenet_image_too_small():
+    with pytest.raises(ValueError, match="too small for LeNet"):
+        models.lenet(image_size=8)
+    with pytest.raises(ValueError, match="too small"):
+        models.lenet(image_size=(28, 15))
+    models.lenet(None, impl="torch", image_size=16)  # the smallest size that fits
+    with pytest.raises(ValueError, match="pair"):
+        models.lenet(image_size=(28, 28, 3))
+    with pytest.raises(TypeError, match="in_channels"):
+        models.lenet(in_channels=1.5)
+
+
+def test_mlp_argument_checks():
+    with pytest.raises(ValueError, match="depth"):
+        models.ioffe_mlp(depth=0)
+    with pytest.raises(ValueError, match="hidden"):
+        models.ioffe_mlp(hidden=0)
+    with pytest.raises(ValueError, match="in_features"):
+        models.cifar_mlp(in_features=0)
