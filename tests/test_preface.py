@@ -1,0 +1,59 @@
+"""bnbook.preface: the standardization demo against torch's layer_norm, and its panel."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnbook.preface import EPSILONS, SCALES, SHIFTS, make_panel, standardize
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-1, 3.0])
+def test_standardize_equals_layer_norm_over_the_whole_vector(eps):
+    x = torch.randn(257, dtype=torch.float64) * 3 + 2
+    torch.testing.assert_close(standardize(x, eps=eps), F.layer_norm(x, x.shape, eps=eps))
+
+
+def test_standardize_is_invariant_to_shift_and_scale_until_scale_meets_eps():
+    z = torch.rand(1000, dtype=torch.float64)
+    ref = standardize(z, eps=1e-12)
+    torch.testing.assert_close(standardize(50 * z - 7, eps=1e-12), ref)
+    shrunk = standardize(1e-4 * z, eps=1e-5)  # Var(x) ~ 1e-9 << eps: output nearly vanishes
+    assert shrunk.std(unbiased=False) < 0.02
+
+
+@pytest.mark.parametrize(
+    "x, eps, error",
+    [
+        (torch.ones(2, 2), 1e-5, "1-D"),
+        (torch.ones(1), 1e-5, "at least 2"),
+        (torch.ones(3), 0.0, "eps"),
+        (torch.ones(3), float("nan"), "eps"),
+    ],
+)
+def test_standardize_rejects_bad_input(x, eps, error):
+    with pytest.raises(ValueError, match=error):
+        standardize(x, eps=eps)
+
+
+def test_panel_draws_every_slider_position():
+    panel = make_panel(num_samples=512)
+    seen = set()
+    for shift, scale, eps in itertools.product(SHIFTS, SCALES, EPSILONS):
+        panel.set(shift=shift, scale=scale, eps=eps)
+        assert not panel.error, panel.status
+        assert "output std" in panel.status
+        seen.add(panel.status)
+    assert len(seen) > len(SCALES) * len(EPSILONS) // 2  # the status follows the sliders
+
+
+def test_panel_status_reports_the_shrinkage_caused_by_eps():
+    panel = make_panel(num_samples=512)
+    panel.set(shift=0.0, scale=100.0, eps=1e-5)
+    assert "output std 1.000" in panel.status
+    panel.set(shift=0.0, scale=1e-3, eps=1e-1)
+    std = float(panel.status.split("output std ")[1].split(";")[0])
+    assert std < 0.01
