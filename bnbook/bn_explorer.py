@@ -1,0 +1,615 @@
+"""The batch-norm explorer: momentum, eps, batch size and train/eval on real activations.
+
+Introduced in chapter 2 ("Batch normalization from scratch").  :func:`make_panel` builds a
+:class:`bnbook.widgets.Panel` that drives one ``BatchNorm1d`` layer over pre-BN activations
+of a LeNet (the outputs of its first fully connected layer, ``fc1``, i.e. the input of
+``bn3``) and redraws three plots for one feature:
+
+(a) the distribution of that feature before BN and after it, in the chosen mode;
+(b) ``running_mean`` / ``running_var`` over the training steps, against the population values;
+(c) the same examples' train-mode output (batch statistics) against their eval-mode output
+    (running statistics): the train/eval mismatch.
+
+Everything that does not depend on a control is computed once (the activations, the batch
+order for every batch size, the histogram bins); running statistics are cached per
+``(momentum, batch_size)`` (``eps`` does not change them), so a slider move costs a few
+vectorized tensor operations plus one redraw.  Batch size 1 in training mode shows
+PyTorch's own error (``Expected more than 1 value per channel when training``) in the panel.
+
+The helpers are pure functions of tensors, checked against ``torch.nn.BatchNorm1d`` in
+``tests/test_bn_explorer.py``::
+
+    >>> import torch
+    >>> x = torch.randn(64, 3) * 2 + 5                     # (N, D)
+    >>> idx = batch_indices(64, 8, steps=20)                 # (20, 8)
+    >>> layer = make_layer(3, momentum=0.1, impl="torch")
+    >>> means, vars_ = track_running_stats(layer, x, idx)    # (21, 3) each, row 0 = initial
+    >>> means.shape
+    torch.Size([21, 3])
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+from matplotlib import ticker
+from torch import nn
+
+from ._validate import check_choice, check_eps, check_momentum, check_positive_int
+
+__all__ = [
+    "MOMENTA",
+    "EPSILONS",
+    "BATCH_SIZES",
+    "MODES",
+    "IMPLS",
+    "pre_bn_activations",
+    "default_activations",
+    "pick_feature",
+    "batch_indices",
+    "make_layer",
+    "track_running_stats",
+    "running_average",
+    "normalize_in_batches",
+    "normalize_with",
+    "batch_size_one_error",
+    "Explorer",
+    "make_panel",
+]
+
+#: Slider positions.  0.9 and 0.99 are what d2l's older code, cs231n and Keras call
+#: momentum; in PyTorch's convention they weight the *new* batch (see chapter 2).
+MOMENTA = (0.0, 0.01, 0.03, 0.1, 0.3, 0.9, 0.99, 1.0)
+EPSILONS = (1e-10, 1e-5, 1e-3, 1e-2, 1e-1, 1.0)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MODES = ("train", "eval")
+IMPLS = ("bnbook", "torch")
+
+_BINS = 72  # histogram bins of plot (a)
+_SCATTER_LIMIT = 4.5  # plot (c) shows [-L, L]^2; points beyond are drawn on the border
+_SCATTER_POINTS = 512  # plot (c) draws the first 512 evaluation examples (the gap uses all)
+
+
+# --------------------------------------------------------------------------- activations
+def pre_bn_activations(net: nn.Module, X: torch.Tensor, layer: str = "fc1", *, training: bool = False) -> torch.Tensor:
+    """Output of the submodule ``layer`` of ``net`` for the images ``X``, as one batch.
+
+    Parameters
+    ----------
+    net : nn.Module
+        E.g. ``bnbook.models.lenet(...)``, whose ``fc1`` output is the input of ``bn3``.
+    X : Tensor, shape (N, C, H, W)
+        Input batch (moved to the device of ``net``).
+    layer : str
+        Name of the submodule as in ``net.named_modules()``; its output must be 2-D (N, D).
+    training : bool
+        Forward pass in training mode (BN layers before ``layer`` use the statistics of
+        ``X``).  A deep copy of ``net`` is used then, so the caller's running statistics are
+        untouched.  In eval mode (default) ``net`` itself runs; every submodule gets its
+        ``training`` flag back afterwards.
+
+    Returns
+    -------
+    Tensor, shape (N, D), float32 on the CPU
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
+    if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] < 1:
+        raise ValueError(f"X must be a tensor of shape (N, ...) with N >= 1, got {getattr(X, 'shape', type(X).__name__)}")
+    modules = dict(net.named_modules())
+    if layer not in modules:
+        raise ValueError(f"net has no submodule {layer!r}; it has {[n for n in modules if n]}")
+    if training:
+        net = copy.deepcopy(net)
+        modules = dict(net.named_modules())
+    device = next((t.device for t in net.parameters()), torch.device("cpu"))
+    captured: list[torch.Tensor] = []
+    handle = modules[layer].register_forward_hook(lambda m, inp, out: captured.append(out.detach()))
+    modes = {m: m.training for m in net.modules()}
+    try:
+        net.train(training)
+        with torch.no_grad():
+            net(X.to(device))
+    finally:
+        handle.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    out = captured[0]
+    if out.dim() != 2:
+        raise ValueError(
+            f"the output of {layer!r} has shape {tuple(out.shape)}; the explorer needs (N, D) "
+            "activations of a fully connected layer (a BatchNorm1d input)"
+        )
+    return out.float().cpu()
+
+
+def default_activations(quick: bool = True, *, dataset: str = "auto", seed: int = 0) -> tuple[torch.Tensor, str]:
+    """Pre-BN activations of ``fc1`` of a freshly initialized LeNet with BN, on real images.
+
+    Loads up to 1024 (``quick``) or 4096 training images with :func:`bnbook.data.load`
+    (``"auto"``: Fashion-MNIST if available, else scikit-learn's digits at 28x28, with a
+    printed notice), builds ``bnbook.models.lenet(norm="batch")`` with its own seed (the
+    global RNG is left as it was) and runs all images through it as one batch in training
+    mode, so the BN layers before ``fc1`` normalize with the statistics of these images.
+
+    Returns
+    -------
+    activations : Tensor, shape (N, 120)
+    description : str
+        Where they come from, e.g. ``"fc1 of an untrained LeNet, 1024 digits images"``.
+    """
+    seed = check_positive_int("seed", seed, minimum=0)
+    # Memoized per (quick, dataset, BNBOOK_DATA, seed): rebuilding the panel is then instant.
+    acts, description = _default_activations(bool(quick), dataset, os.environ.get("BNBOOK_DATA"), seed)
+    return acts.clone(), description
+
+
+@functools.lru_cache(maxsize=4)
+def _default_activations(quick: bool, dataset: str, _env: Optional[str], seed: int) -> tuple[torch.Tensor, str]:
+    from .data import load
+    from .models import lenet
+
+    limit = 1024 if quick else 4096
+    name = (_env or dataset) if dataset == "auto" else dataset
+    resize = 28 if name == "digits" else None  # LeNet needs >= 16x16; "auto" resizes by itself
+    loaders = load(dataset, batch_size=limit, limit=limit, seed=seed, resize=resize)
+    info = loaders.info
+    X = torch.cat([xb for xb, _ in loaders.train_iter])  # (N, C, H, W)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = lenet("batch", impl="torch", in_channels=info.in_channels,
+                    num_classes=info.num_classes, image_size=info.image_size)
+    acts = pre_bn_activations(net, X, "fc1", training=True)
+    return acts, f"fc1 of an untrained LeNet, {X.shape[0]} {info.name} training images"
+
+
+def pick_feature(x: torch.Tensor) -> int:
+    """Index of the feature whose mean is farthest from 0 in units of its std (the most shifted)."""
+    x = _check_2d("x", x)
+    mean, std = x.mean(dim=0), x.std(dim=0)  # (D,)
+    score = mean.abs() / std.clamp_min(1e-12)
+    return int(score.argmax())
+
+
+# --------------------------------------------------------------------------- BN pieces
+def _check_2d(name: str, x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
+    if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def batch_indices(n: int, batch_size: int, steps: int, *, seed: int = 0) -> torch.Tensor:
+    """Example indices of ``steps`` mini-batches, shape (steps, batch_size).
+
+    Like a ``DataLoader(shuffle=True, drop_last=True)`` over ``n`` examples run for as many
+    epochs as needed: a fresh random permutation every epoch, no repeats inside a batch.
+    Uses a private ``torch.Generator(seed)``; the global RNG is not touched.
+    """
+    n = check_positive_int("n", n)
+    batch_size = check_positive_int("batch_size", batch_size)
+    steps = check_positive_int("steps", steps)
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= n = {n} (the number of examples), got {batch_size}")
+    gen = torch.Generator().manual_seed(check_positive_int("seed", seed, minimum=0))
+    per_epoch = n // batch_size
+    epochs = math.ceil(steps / per_epoch)
+    perms = [torch.randperm(n, generator=gen)[: per_epoch * batch_size] for _ in range(epochs)]
+    return torch.cat(perms).view(-1, batch_size)[:steps]  # (steps, batch_size)
+
+
+def make_layer(num_features: int, momentum: Optional[float] = 0.1, eps: float = 1e-5, *, impl: str = "bnbook") -> nn.Module:
+    """A fresh ``BatchNorm1d(num_features, eps, momentum)`` from :mod:`bnbook.layers` or ``torch.nn``."""
+    check_choice("impl", impl, IMPLS)
+    if impl == "torch":
+        lib = nn
+    else:
+        from . import layers as lib
+    return lib.BatchNorm1d(num_features, eps=eps, momentum=momentum)
+
+
+def track_running_stats(layer: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run ``layer`` in training mode on the batches ``x[idx[t]]``; record its running statistics.
+
+    Parameters
+    ----------
+    layer : nn.Module
+        A ``BatchNorm1d`` (``torch.nn`` or :mod:`bnbook.layers`); its buffers are updated.
+    x : Tensor, shape (N, D)
+    idx : LongTensor, shape (S, B)
+        From :func:`batch_indices`.
+
+    Returns
+    -------
+    means, variances : Tensor, shape (S + 1, D)
+        ``layer.running_mean`` / ``running_var`` before the first step (row 0) and after
+        every step.  Batch size 1 raises PyTorch's ``ValueError`` from the layer.
+    """
+    x = _check_2d("x", x)
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        raise ValueError(f"idx must be a LongTensor of shape (S, B), got {getattr(idx, 'shape', type(idx).__name__)}")
+    means = [layer.running_mean.detach().clone()]
+    variances = [layer.running_var.detach().clone()]
+    layer.train()
+    with torch.no_grad():
+        for rows in idx:
+            layer(x[rows])  # (B, D) -> updates the buffers in place
+            means.append(layer.running_mean.clone())
+            variances.append(layer.running_var.clone())
+    return torch.stack(means), torch.stack(variances)
+
+
+def running_average(batch_stats: torch.Tensor, momentum: Optional[float], initial) -> torch.Tensor:
+    """PyTorch's running-average rule applied to a sequence of per-batch statistics.
+
+    ``r_t = (1 - momentum) * r_{t-1} + momentum * b_t`` (momentum weights the NEW value);
+    ``momentum=None`` is the cumulative average, factor ``1 / t``.
+
+    Parameters
+    ----------
+    batch_stats : Tensor, shape (S, D)
+        ``b_1 .. b_S``: batch means, or *unbiased* batch variances for ``running_var``.
+    momentum : float in [0, 1] or None
+    initial : float or Tensor, shape (D,)
+        ``r_0`` (0 for the mean, 1 for the variance in a fresh layer).
+
+    Returns
+    -------
+    Tensor, shape (S + 1, D), row 0 = ``initial``.
+    """
+    b = _check_2d("batch_stats", batch_stats)
+    momentum = check_momentum(momentum)
+    r = torch.as_tensor(initial, dtype=b.dtype).expand(b.shape[1]).clone()
+    out = [r.clone()]
+    for t in range(b.shape[0]):
+        f = 1.0 / (t + 1) if momentum is None else momentum
+        r = (1.0 - f) * r + f * b[t]
+        out.append(r)
+    return torch.stack(out)
+
+
+def _functional(impl: str):
+    check_choice("impl", impl, IMPLS)
+    if impl == "torch":
+        return torch.nn.functional
+    from . import functional
+
+    return functional
+
+
+def normalize_in_batches(x: torch.Tensor, batch_size: int, eps: float = 1e-5) -> torch.Tensor:
+    """Training-mode BN output (weight 1, bias 0) of ``x`` cut into consecutive batches.
+
+    Batch ``j`` (rows ``j*B .. j*B + B - 1``) is normalized with its own mean and *biased*
+    variance, exactly what ``BatchNorm1d`` in ``train()`` mode outputs for it
+    (``tests/test_bn_explorer.py`` compares with ``torch.nn.BatchNorm1d``).  Trailing rows
+    that do not fill a batch are dropped.  All batches at once, as a (M/B, B, D) tensor:
+    one ``torch.batch_norm`` call with M/B * D channels would be slower for small B.
+
+    Returns
+    -------
+    Tensor, shape (M // B * B, D)
+    """
+    x = _check_2d("x", x)
+    batch_size = check_positive_int("batch_size", batch_size)
+    eps = check_eps(eps)
+    n, d = x.shape
+    if batch_size > n:
+        raise ValueError(f"batch_size must be <= {n} (rows of x), got {batch_size}")
+    if batch_size == 1:
+        raise ValueError(batch_size_one_error(d, impl="torch"))
+    k = n // batch_size
+    xb = x[: k * batch_size].reshape(k, batch_size, d)  # (k, B, D)
+    var, mean = torch.var_mean(xb, dim=1, keepdim=True, correction=0)  # (k, 1, D) each, biased
+    return ((xb - mean) / torch.sqrt(var + eps)).reshape(k * batch_size, d)  # (k*B, D)
+
+
+def normalize_with(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float = 1e-5, *, impl: str = "bnbook") -> torch.Tensor:
+    """Eval-mode BN output (weight 1, bias 0): ``(x - mean) / sqrt(var + eps)``, shape (N, D)."""
+    x = _check_2d("x", x)
+    eps = check_eps(eps)
+    F = _functional(impl)
+    mean = torch.as_tensor(mean, dtype=x.dtype).expand(x.shape[1]).clone()
+    var = torch.as_tensor(var, dtype=x.dtype).expand(x.shape[1]).clone()
+    return F.batch_norm(x, mean, var, training=False, eps=eps)
+
+
+def batch_size_one_error(num_features: int, *, impl: str = "bnbook") -> str:
+    """The message a ``BatchNorm1d(num_features)`` raises for a (1, num_features) batch in training mode."""
+    layer = make_layer(check_positive_int("num_features", num_features), impl=impl)
+    try:
+        with torch.no_grad():
+            layer.train()(torch.zeros(1, num_features))
+    except (ValueError, RuntimeError) as exc:
+        return str(exc)
+    raise AssertionError(f"{type(layer).__module__}.BatchNorm1d accepted a batch of one in training mode")  # pragma: no cover
+
+
+# --------------------------------------------------------------------------- the panel
+@dataclass
+class Explorer:
+    """Everything the panel precomputes, plus the pure ``compute`` step behind every redraw.
+
+    Parameters
+    ----------
+    x : Tensor, shape (N, D)
+        Pre-BN activations: the pool the mini-batches are drawn from.
+    feature : int, optional
+        The feature shown (default :func:`pick_feature`).
+    steps : int
+        Training steps simulated for the running statistics.
+    num_eval : int
+        Examples (a random subset of the pool) whose train/eval outputs are compared; rounded
+        down to a multiple of the largest usable batch size.
+    impl : {"bnbook", "torch"}
+        Which ``BatchNorm1d`` / ``batch_norm`` drives the panel.
+    seed : int
+        Seeds the batch order and the subset (private generators).
+    """
+
+    x: torch.Tensor
+    feature: Optional[int] = None
+    steps: int = 200
+    num_eval: int = 1024
+    impl: str = "bnbook"
+    seed: int = 0
+    source: str = "pre-BN activations"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.x = _check_2d("x", self.x).detach().float().cpu()
+        n, d = self.x.shape
+        if n < 2:
+            raise ValueError(f"x needs at least 2 examples (rows), got {n}")
+        check_choice("impl", self.impl, IMPLS)
+        self.steps = check_positive_int("steps", self.steps)
+        if self.feature is None:
+            self.feature = pick_feature(self.x)
+        if isinstance(self.feature, bool) or not isinstance(self.feature, int) or not 0 <= self.feature < d:
+            raise ValueError(f"feature must be an int in [0, {d - 1}], got {self.feature!r}")
+        self.batch_sizes = tuple(b for b in BATCH_SIZES if b <= n)
+        bmax = max(self.batch_sizes)
+        m = min(check_positive_int("num_eval", self.num_eval), n)
+        m = max(bmax, m // bmax * bmax)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.x_eval = self.x[torch.randperm(n, generator=gen)[:m]]  # (M, D)
+        col = self.x[:, self.feature].double()
+        self.pop_mean = float(col.mean())
+        self.pop_var = float(col.var(unbiased=False))
+        pre = self.x_eval[:, self.feature].numpy()
+        lo = min(-4.0, float(np.quantile(pre, 0.005)))
+        hi = max(4.0, float(np.quantile(pre, 0.995)))
+        self.bins = np.linspace(lo, hi, _BINS + 1)
+        self.pre_hist = np.histogram(np.clip(pre, lo, hi), self.bins, density=True)[0]
+        self.error_b1 = batch_size_one_error(d, impl=self.impl)
+
+    # -- cached pieces -----------------------------------------------------------------
+    def batch_stats(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and *unbiased* variance of the shown feature in each of the ``steps`` batches.
+
+        Shape (S, 1) each: exactly what ``BatchNorm1d`` folds into its buffers at every
+        training step.  Independent of momentum and eps, so computed once per batch size.
+        """
+        key = ("batch", batch_size)
+        if key not in self._cache:
+            idx = batch_indices(self.x.shape[0], batch_size, self.steps, seed=self.seed)  # (S, B)
+            xb = self.x[:, self.feature][idx]  # (S, B)
+            var, mean = torch.var_mean(xb, dim=1, keepdim=True, correction=1)  # (S, 1) each
+            self._cache[key] = (mean, var)
+        return self._cache[key]
+
+    def running(self, momentum: float, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``running_mean`` and ``running_var`` of the shown feature after steps 0..S, shape (S+1,).
+
+        The same numbers as driving ``BatchNorm1d(momentum=momentum)`` step by step over the
+        batches of :meth:`batch_stats` (``tests/test_bn_explorer.py`` checks this against
+        ``torch.nn.BatchNorm1d``), but without repeating the batch statistics per momentum.
+        """
+        key = (momentum, batch_size)
+        if key not in self._cache:
+            mean, var = self.batch_stats(batch_size)
+            self._cache[key] = (running_average(mean, momentum, 0.0)[:, 0].numpy(),
+                                running_average(var, momentum, 1.0)[:, 0].numpy())
+        return self._cache[key]
+
+    def compute(self, momentum: float, eps: float, batch_size: int, mode: str) -> dict:
+        """All numbers of one redraw (no drawing).  Raises PyTorch's ValueError at B = 1 in train mode."""
+        momentum = check_momentum(momentum, allow_none=False)
+        eps = check_eps(eps)
+        batch_size = check_positive_int("batch_size", batch_size)
+        check_choice("mode", mode, MODES)
+        n = self.x.shape[0]
+        if batch_size > n:
+            raise ValueError(f"batch size {batch_size} exceeds the {n} examples in the pool")
+        k = self.feature
+        xk = self.x_eval[:, k : k + 1]  # (M, 1)
+        if batch_size == 1:
+            if mode == "train":
+                raise ValueError(
+                    f"{self.error_b1}\n(a batch of one example has no spread to normalize by; "
+                    "in eval mode a single example is fine)"
+                )
+            # Every training step would have raised, so the buffers keep their initial values.
+            means = np.zeros(self.steps + 1, dtype=np.float32)
+            variances = np.ones(self.steps + 1, dtype=np.float32)
+            y_train = None
+        else:
+            means, variances = self.running(momentum, batch_size)
+            y_train = normalize_in_batches(xk, batch_size, eps)[:, 0].numpy()  # (M,)
+        y_eval = normalize_with(xk, means[-1], variances[-1], eps, impl=self.impl)[:, 0].numpy()  # (M,)
+        gap = None if y_train is None else float(np.sqrt(np.mean((y_train - y_eval) ** 2)))
+        return {"means": means, "vars": variances, "y_train": y_train, "y_eval": y_eval, "gap": gap,
+                "post": y_train if mode == "train" else y_eval}
+
+    # -- drawing ---------------------------------------------------------------------
+    def setup(self, fig) -> dict:
+        """Create the axes and every artist once (the panel's ``setup``)."""
+        gs = fig.add_gridspec(2, 3, width_ratios=[1.15, 1.0, 0.8])
+        ax_a = fig.add_subplot(gs[:, 0])
+        ax_m = fig.add_subplot(gs[0, 1])
+        ax_v = fig.add_subplot(gs[1, 1], sharex=ax_m)
+        ax_c = fig.add_subplot(gs[:, 2])
+
+        zeros = np.zeros(_BINS)
+        ax_a.stairs(self.pre_hist, self.bins, fill=True, color="0.6", alpha=0.6, label="before BN")
+        post = ax_a.stairs(zeros, self.bins, fill=False, color="tab:orange", lw=1.8, label="after BN")
+        z = np.linspace(-4, 4, 161)
+        ax_a.plot(z, np.exp(-z**2 / 2) / np.sqrt(2 * np.pi), ":", color="k", lw=1, label="N(0, 1)")
+        ax_a.set(xlabel="activation value", ylabel="density", xlim=(self.bins[0], self.bins[-1]))
+        ax_a.legend(fontsize="x-small", loc="upper left")
+        peak = ax_a.text(0.98, 0.97, "", transform=ax_a.transAxes, ha="right", va="top", fontsize=7, color="0.35")
+
+        t = np.arange(self.steps + 1)
+        (rm,) = ax_m.plot(t, np.zeros(t.size), color="tab:blue", lw=1.3, label="running_mean")
+        ax_m.axhline(self.pop_mean, color="k", ls="--", lw=1, label="population")
+        ax_m.set(ylabel="mean")
+        ax_m.set_title("(b) running statistics", fontsize="medium")
+        ax_m.legend(fontsize="x-small", loc="lower right")
+        ax_m.tick_params(labelbottom=False)
+        (rv,) = ax_v.plot(t, np.ones(t.size), color="tab:red", lw=1.3, label="running_var")
+        ax_v.axhline(self.pop_var, color="k", ls="--", lw=1, label="population")
+        ax_v.set(xlabel="training step", ylabel="var (log)", yscale="log", xlim=(0, self.steps))
+        ax_v.legend(fontsize="x-small", loc="upper right")
+
+        L = _SCATTER_LIMIT
+        ax_c.plot([-L, L], [-L, L], color="0.5", lw=1, ls="--")
+        scat = ax_c.scatter(np.zeros(0), np.zeros(0), s=5, alpha=0.35, color="tab:purple", edgecolors="none")
+        note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red")
+        ax_c.set(xlim=(-L, L), ylim=(-L, L), xlabel="train-mode output (batch stats)",
+                 ylabel="eval-mode output (running stats)")
+        ax_c.set_aspect("equal")
+
+        # Tick computation and text layout dominate the redraw: freeze the ticks of every axis
+        # whose limits never change and keep the others to a few ticks (no minor log ticks).
+        ax_a.xaxis.set_major_locator(ticker.FixedLocator(ticker.MaxNLocator(6, integer=True).tick_values(*self.bins[[0, -1]])))
+        ax_v.xaxis.set_major_locator(ticker.FixedLocator(ticker.MaxNLocator(5, integer=True).tick_values(0, self.steps)))
+        for axis in (ax_c.xaxis, ax_c.yaxis):
+            axis.set_major_locator(ticker.FixedLocator([-4, -2, 0, 2, 4]))
+        for axis in (ax_a.yaxis, ax_m.yaxis):
+            axis.set_major_locator(ticker.MaxNLocator(4))
+        ax_v.yaxis.set_major_locator(ticker.LogLocator(numticks=4))
+        ax_v.yaxis.set_minor_locator(ticker.NullLocator())
+        return {"ax_a": ax_a, "ax_m": ax_m, "ax_v": ax_v, "ax_c": ax_c, "post": post, "peak": peak,
+                "rm": rm, "rv": rv, "scat": scat, "note": note}
+
+    def update(self, state: dict, momentum: float, eps: float, batch_size: int, mode: str) -> str:
+        """Mutate the artists for new control values (the panel's ``update``); returns the status."""
+        r = self.compute(momentum, eps, batch_size, mode)
+        lo, hi = self.bins[0], self.bins[-1]
+        post = np.histogram(np.clip(r["post"], lo, hi), self.bins, density=True)[0]
+        state["post"].set_data(post)
+        top = 1.15 * max(float(post.max()), 0.45)
+        state["ax_a"].set_ylim(0, top)
+        pre_peak = float(self.pre_hist.max())
+        state["peak"].set_text(f"before-BN peak {pre_peak:.3g}\n(off scale)" if pre_peak > top else "")
+        state["ax_a"].set_title(f"(a) feature {self.feature}, {mode} mode", fontsize="medium")
+
+        means, variances = r["means"], np.maximum(r["vars"], 1e-12)
+        state["rm"].set_ydata(means)
+        state["rv"].set_ydata(variances)
+        m_lo, m_hi = min(float(means.min()), self.pop_mean), max(float(means.max()), self.pop_mean)
+        pad = 0.1 * (m_hi - m_lo) + 1e-3
+        state["ax_m"].set_ylim(m_lo - pad, m_hi + pad)
+        v_lo = min(float(variances.min()), self.pop_var)
+        v_hi = max(float(variances.max()), self.pop_var)
+        state["ax_v"].set_ylim(v_lo / 1.6, v_hi * 1.6)
+
+        L = _SCATTER_LIMIT
+        if r["y_train"] is None:
+            state["scat"].set_offsets(np.zeros((0, 2)))
+            state["note"].set_text("no train-mode output\nat batch size 1")
+            state["ax_c"].set_title("(c) train vs eval", fontsize="medium")
+        else:
+            pts = np.clip(np.column_stack([r["y_train"], r["y_eval"]])[: _SCATTER_POINTS], -L, L)
+            state["scat"].set_offsets(pts)
+            state["note"].set_text("")
+            state["ax_c"].set_title(f"(c) train vs eval: RMS gap {r['gap']:.2f}", fontsize="medium")
+
+        rm, rv = float(r["means"][-1]), float(r["vars"][-1])
+        status = (f"after {self.steps} steps: running_mean {rm:.3g} (population {self.pop_mean:.3g}), "
+                  f"running_var {rv:.3g} (population {self.pop_var:.3g}). ")
+        if batch_size == 1:
+            status += ("Batch size 1: every training step raises PyTorch's 'Expected more than 1 value per "
+                       "channel when training', so the buffers keep their initial 0 and 1.")
+        elif mode == "train":
+            status += f"Train mode: each batch of {batch_size} is normalized with its own mean and variance."
+        else:
+            status += "Eval mode: every example is normalized with running_mean and running_var."
+        if momentum == 0:
+            status += " Momentum 0: the running statistics never move."
+        elif momentum >= 0.9:
+            status += (f" Momentum {momentum:g} keeps {1 - momentum:.0%} of the old estimate: 0.9/0.99 ported "
+                       "from Keras/cs231n/old d2l code, where momentum weights the OLD value.")
+        return status
+
+
+def make_panel(
+    quick: bool = True,
+    *,
+    activations: Optional[torch.Tensor] = None,
+    source: Optional[str] = None,
+    feature: Optional[int] = None,
+    steps: Optional[int] = None,
+    impl: str = "bnbook",
+    dataset: str = "auto",
+    seed: int = 0,
+):
+    """The chapter-2 slider panel: momentum, eps, batch size and train/eval on real activations.
+
+    Parameters
+    ----------
+    quick : bool
+        Smaller defaults (1024 images, 150 steps) instead of (4096, 300).
+    activations : Tensor, shape (N, D), optional
+        Pre-BN activations, e.g. ``pre_bn_activations(trained_lenet, X, "fc1")``; default
+        :func:`default_activations`.
+    source : str, optional
+        Where the activations come from (shown in the title).
+    feature : int, optional
+        Feature shown (default: the most shifted one, :func:`pick_feature`).
+    steps : int, optional
+        Training steps simulated for the running statistics.
+    impl : {"bnbook", "torch"}
+        ``BatchNorm1d`` of :mod:`bnbook.layers` (default) or ``torch.nn``.
+    dataset : str
+        For the default activations, passed to :func:`bnbook.data.load`.
+    seed : int
+        Batch order, evaluation subset and the default LeNet's initialization.
+
+    Returns
+    -------
+    bnbook.widgets.Panel
+        Controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
+    """
+    from .widgets import Choice, Panel, Slider
+
+    if activations is None:
+        activations, default_source = default_activations(quick, dataset=dataset, seed=seed)
+        source = source or default_source
+    if steps is None:
+        steps = 150 if quick else 300
+    ex = Explorer(activations, feature=feature, steps=steps, impl=impl, seed=seed,
+                  source=source or "pre-BN activations")
+    sizes = ex.batch_sizes
+    default_b = 32 if 32 in sizes else sizes[-1]
+    controls = {
+        "momentum": Slider("momentum", MOMENTA, 0.1, static_values=(0.0, 0.1, 0.9, 1.0)),
+        "eps": Slider("eps", EPSILONS, 1e-5, static_values=(1e-5, 1e-1)),
+        "batch_size": Slider("batch size", sizes, default_b,
+                             static_values=tuple(b for b in sizes if b in (1, 4, 256, default_b))),
+        "mode": Choice("mode", MODES, "train"),
+    }
+    title = f"BatchNorm1d on real activations ({ex.source}), feature {ex.feature}"
+    panel = Panel(controls, ex.setup, ex.update, figsize=(10, 3.3), dpi=80, title=title)
+    panel.explorer = ex  # for tests and curious readers
+    return panel
