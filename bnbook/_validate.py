@@ -61,7 +61,7 @@ def check_choice(name: str, value, choices) -> str:
 
 
 class ShapeError(ValueError, RuntimeError):
-    """A tensor argument has the wrong shape.
+    """A tensor argument has the wrong shape (or a required one is missing).
 
     A ValueError by this project's convention, and also a RuntimeError because that is what
     PyTorch raises for the same mistake: ``except`` clauses written for either keep working.
