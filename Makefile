@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 
 # BNBOOK_STATIC=1: panels render as self-contained HTML+JS frames (no kernel on a static site).
 book: setup
+	bash scripts/vendor_mathjax.sh
 	$(PY) scripts/book_cache.py _build
 	BNBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
