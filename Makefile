@@ -35,7 +35,7 @@ test: setup
 	$(PY) scripts/snapshot.py check .test-snapshot.json
 
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) benchmarks/run.py

@@ -4,15 +4,14 @@ Latency = from a control's value change (assigned to the live ipywidgets object,
 click would) to the finished redraw (figure drawn, PNG encoded, Image widget updated),
 measured in the kernel process.  Target: median <= 100 ms on a 2-core laptop.
 
-Chapter panels join by exposing ``make_panel() -> Panel`` in ``bnbook.covariate_shift``
-or ``bnbook.bn_explorer``; a missing module gives a "skipped" note row, and a factory that
-raises gives a "FAILED" note row (the other panels are still measured).
+Every panel of the book is measured: the preface's, chapter 1's (``bnbook.covariate_shift``)
+and chapter 2's (``bnbook.bn_explorer``), each built by its ``make_panel()`` with defaults,
+beside a demo panel and the naive pattern drawing the same demo.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import json
 import re
@@ -20,6 +19,7 @@ import time
 
 import numpy as np
 
+from bnbook import bn_explorer, covariate_shift, preface
 from bnbook.widgets import Choice, Panel, Slider, measure_latency
 
 N_ACTIVATIONS = 4096
@@ -124,10 +124,11 @@ def measure_naive(n: int, seed: int = 0) -> dict[str, float]:
             "n": n}
 
 
-PANEL_FACTORIES = {"demo": make_demo_panel}
-OPTIONAL_FACTORIES = {
-    "covariate_shift": "bnbook.covariate_shift",
-    "bn_explorer": "bnbook.bn_explorer",
+PANEL_FACTORIES = {
+    "demo": make_demo_panel,
+    "preface": preface.make_panel,
+    "covariate_shift": covariate_shift.make_panel,
+    "bn_explorer": bn_explorer.make_panel,
 }
 
 
@@ -141,12 +142,6 @@ def _rows(name: str, stats: dict, notes: str) -> list[dict]:
     ]
 
 
-def _note_row(name: str, note: str) -> dict:
-    """A chapter panel that could not be measured: value 0 = not available (run.py wants a number)."""
-    return {"name": f"widgets.{name}.available", "metric": "chapter panel measured", "value": 0, "unit": "bool",
-            "spread": None, "notes": note}
-
-
 def _frames(html: str) -> dict:
     """The frames embedded in a static_html() snippet."""
     return json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))["frames"]
@@ -155,30 +150,10 @@ def _frames(html: str) -> dict:
 def run(quick: bool) -> list[dict]:
     """Rows {name, metric, value, unit, spread, notes} for every panel, plus the naive pattern."""
     n = 20 if quick else 100
-    factories = dict(PANEL_FACTORIES)
     rows: list[dict] = []
-    for name, module in OPTIONAL_FACTORIES.items():
-        try:
-            factories[name] = importlib.import_module(module).make_panel
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the chapter module exists but one of its imports is broken
-                raise
-            missing = True
-        except AttributeError:
-            missing = True
-        else:
-            missing = False
-        if missing:
-            rows.append(_note_row(name, f"skipped: {module}.make_panel not found"))
     medians = {}
-    for name, factory in factories.items():
-        try:
-            panel = factory()
-        except Exception as exc:  # a chapter module in progress must not hide the other rows
-            if name in PANEL_FACTORIES:
-                raise
-            rows.append(_note_row(name, f"FAILED: make_panel() raised {type(exc).__name__}: {exc}"))
-            continue
+    for name, factory in PANEL_FACTORIES.items():
+        panel = factory()
         stats = measure_latency(panel, n=n, seed=0)
         medians[name] = stats["median_ms"]
         rows += _rows(f"{name}.panel", stats, "bnbook.widgets.Panel (reused Agg figure, Pillow PNG)")

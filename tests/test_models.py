@@ -1,6 +1,5 @@
 """Tests for bnbook.models: shapes, parameter counts, layer names, norm/impl switches."""
 
-import importlib.util
 
 import pytest
 import torch
@@ -8,8 +7,6 @@ from torch import nn
 
 from bnbook import models
 
-HAS_LAYERS = importlib.util.find_spec("bnbook.layers") is not None
-needs_layers = pytest.mark.skipif(not HAS_LAYERS, reason="bnbook.layers not written yet")
 
 
 def num_params(net: nn.Module) -> int:
@@ -71,7 +68,6 @@ def test_torch_impl_uses_torch_classes():
     assert net.bn1.num_features == 6 and net.bn4.num_features == 84
 
 
-@needs_layers
 def test_bnbook_impl_uses_bnbook_layers():
     from bnbook import layers
 
@@ -85,7 +81,6 @@ def test_bnbook_impl_uses_bnbook_layers():
     torch.testing.assert_close(net(X), ref(X), rtol=1e-4, atol=1e-5)
 
 
-@needs_layers
 def test_bnbook_impl_mlps():
     from bnbook import layers
 

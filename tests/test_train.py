@@ -1,6 +1,5 @@
 """Tests for bnbook.train on tiny synthetic problems (no dataset downloads)."""
 
-import importlib.util
 import json
 import math
 import random
@@ -346,7 +345,6 @@ def test_argument_validation():
         tr.evaluate_accuracy(net, iter([]))  # no len(): only detected while iterating
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bnbook.layers") is None, reason="bnbook.layers not written yet")
 def test_bnbook_and_torch_lenet_train_alike():
     from bnbook import models
 
