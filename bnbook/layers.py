@@ -51,6 +51,22 @@ def _check_dims(input: Tensor, accepted: tuple[int, ...]) -> None:
         raise ValueError(f"expected {wanted} input (got {input.dim()}D input)")
 
 
+def _register_affine(module: nn.Module, shape, affine: bool, bias: bool, factory: dict) -> None:
+    """Register ``weight`` (gamma) and ``bias`` (beta) of ``shape``, or None like torch does."""
+    gamma = nn.Parameter(torch.empty(shape, **factory)) if affine else None
+    beta = nn.Parameter(torch.empty(shape, **factory)) if affine and bias else None
+    module.register_parameter("weight", gamma)
+    module.register_parameter("bias", beta)
+
+
+def _reset_affine(module: nn.Module) -> None:
+    """gamma 1 and beta 0: the layer starts as a pure normalization."""
+    if module.weight is not None:
+        nn.init.ones_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class _NormBase(nn.Module):
     """Parameters, buffers, reset and repr shared by batch and instance norm (as in PyTorch).
 
@@ -101,15 +117,7 @@ class _NormBase(nn.Module):
         self.track_running_stats = track_running_stats
         factory = {"device": device, "dtype": dtype}
 
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))  # gamma, (C,)
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_features, **factory))  # beta, (C,)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_features, affine, bias, factory)  # gamma, beta: (C,)
 
         if track_running_stats:
             self.register_buffer("running_mean", torch.zeros(num_features, **factory))
@@ -135,10 +143,7 @@ class _NormBase(nn.Module):
     def reset_parameters(self) -> None:
         """Reset the running statistics, and gamma to 1 and beta to 0: initially the identity."""
         self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            if self.bias is not None:
-                nn.init.zeros_(self.bias)
+        _reset_affine(self)
 
     def extra_repr(self) -> str:
         return (
@@ -384,23 +389,12 @@ class LayerNorm(nn.Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         factory = {"device": device, "dtype": dtype}
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, self.normalized_shape, elementwise_affine, bias, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """weight 1 and bias 0."""
-        if self.elementwise_affine:
-            nn.init.ones_(self.weight)
-            if self.bias is not None:
-                nn.init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:
         return functional.layer_norm(
@@ -467,23 +461,12 @@ class GroupNorm(nn.Module):
         self.eps = eps
         self.affine = affine
         factory = {"device": device, "dtype": dtype}
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_channels, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_channels, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _register_affine(self, num_channels, affine, bias, factory)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """weight 1 and bias 0."""
-        if self.affine:
-            nn.init.ones_(self.weight)
-            if self.bias is not None:
-                nn.init.zeros_(self.bias)
+        _reset_affine(self)
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() >= 2:  # fewer dimensions: group_norm raises PyTorch's error
