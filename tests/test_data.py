@@ -292,7 +292,7 @@ def test_real_connection_refused_fails_fast(tmp_path, monkeypatch, capsys):
     t0 = time.perf_counter()
     assert data._reachable([f"http://127.0.0.1:{port}/"]) is False
     loaders = load(root=tmp_path)
-    assert time.perf_counter() - t0 < 3
+    assert time.perf_counter() - t0 < 10  # no hang: a refused connection is not retried or waited on
     assert loaders.info.name == "digits" and "not downloadable" in capsys.readouterr().out
     # download=True skips the check and tries anyway: torchvision's own error, wrapped.
     with pytest.raises(RuntimeError, match=r"download failed .*Connection refused"):
