@@ -128,3 +128,26 @@ def test_snapshot_detects_a_modified_notebook(tmp_path, monkeypatch):
     problems = snapshot.diff(before, after)
     assert any(name in p for p in problems) and len(problems) == 2
     assert snapshot.diff(before, before) == []
+
+
+def test_book_cache_is_cleared_when_the_library_or_settings_change(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import book_cache
+    finally:
+        sys.path.pop(0)
+    cache = tmp_path / ".jupyter_cache"
+    cache.mkdir()
+    monkeypatch.delenv("BNBOOK_QUICK", raising=False)
+    book_cache.main(str(tmp_path))  # first build: nothing recorded yet
+    assert not cache.exists()
+    cache.mkdir()
+    book_cache.main(str(tmp_path))  # nothing changed: the executed notebooks are reused
+    assert cache.exists() and "reusing" in capsys.readouterr().out
+    monkeypatch.setenv("BNBOOK_QUICK", "1")  # quick outputs must never be served as full ones
+    book_cache.main(str(tmp_path))
+    assert not cache.exists()
+    cache.mkdir()
+    monkeypatch.setattr(book_cache, "fingerprint", lambda: "an edited bnbook/")
+    book_cache.main(str(tmp_path))
+    assert not cache.exists()
