@@ -277,16 +277,14 @@ def load_data(name: Optional[str] = None, *, batch_size: int = 60):
     bnbook.data.Loaders
         ``(train_iter, test_iter)`` over in-memory ``TensorDataset`` objects, with ``.info``.
     """
-    from .data import Loaders, load
+    from .data import DatasetUnavailable, Loaders, load
 
     name = name or os.environ.get("BNBOOK_DATA") or "mnist"
     try:
         loaders = load(name, batch_size=batch_size)
-    except RuntimeError as e:
-        # bnbook.data's message reads "bnbook.data: cannot load X: <reason>. To fix: <how>."
-        reason = str(e).split(". To fix")[0].split(": ")[-1]
+    except DatasetUnavailable as e:
         loaders = load("digits", batch_size=batch_size)
-        print(f"bnbook.covariate_shift: {reason}; using scikit-learn's {loaders.info.num_train} + "
+        print(f"bnbook.covariate_shift: {e.reason}; using scikit-learn's {loaders.info.num_train} + "
               f"{loaders.info.num_test} embedded 8x8 digits (64 pixels) instead. Set BNBOOK_DATA to choose.")
     train_ds, test_ds = (_in_memory(it.dataset) for it in loaders)
     if train_ds is loaders[0].dataset and test_ds is loaders[1].dataset:

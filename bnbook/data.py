@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ._validate import check_choice, check_positive_int
 
-__all__ = ["load", "Loaders", "DatasetInfo", "NAMES", "default_root"]
+__all__ = ["load", "Loaders", "DatasetInfo", "DatasetUnavailable", "NAMES", "default_root"]
 
 #: Valid values of ``name`` (and of env ``BNBOOK_DATA``).
 NAMES = ("auto", "fashion-mnist", "mnist", "cifar10", "digits")
@@ -142,6 +142,14 @@ class _Unavailable(Exception):
 
     def __init__(self, reason: str, fix: str):
         super().__init__(reason)
+        self.reason, self.fix = reason, fix
+
+
+class DatasetUnavailable(RuntimeError):
+    """``load(name)`` cannot provide the dataset ``name``: ``reason`` says why, ``fix`` what to do."""
+
+    def __init__(self, title: str, reason: str, fix: str):
+        super().__init__(f"bnbook.data: cannot load {title}: {reason}. To fix: {fix}.")
         self.reason, self.fix = reason, fix
 
 
@@ -417,7 +425,7 @@ def load(
             source = _data_dir(_tv_class(spec), root)
         except _Unavailable as e:
             if name != "auto":
-                raise RuntimeError(f"bnbook.data: cannot load {spec.title}: {e.reason}. To fix: {e.fix}.") from None
+                raise DatasetUnavailable(spec.title, e.reason, e.fix) from None
             size = resize or spec.image_size[0]
             train, test, classes = _load_digits(size)
             real, source = "digits", f"sklearn.datasets.load_digits (embedded, 8x8 pixels resized to {size}x{size})"

@@ -376,7 +376,7 @@ def test_load_data_falls_back_to_digits(monkeypatch, capsys):
 
     def fake(name, **kw):
         if name != "digits":
-            raise RuntimeError("bnbook.data: cannot load MNIST: MNIST not found (offline?). To fix: download it")
+            raise bnbook.data.DatasetUnavailable("MNIST", "MNIST not found (offline?)", "download it")
         return real(name, **kw)
 
     monkeypatch.setattr(bnbook.data, "load", fake)

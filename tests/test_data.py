@@ -277,6 +277,9 @@ def test_unreachable_server_means_no_download_attempt(tmp_path, monkeypatch, cap
     assert "not downloadable (offline?)" in capsys.readouterr().out
     with pytest.raises(RuntimeError, match=r"cannot load Fashion-MNIST: .* not downloadable .* download=True"):
         load("fashion-mnist", root=tmp_path)
+    with pytest.raises(data.DatasetUnavailable) as caught:  # a RuntimeError with its parts
+        load("fashion-mnist", root=tmp_path)
+    assert caught.value.reason.endswith("not downloadable (offline?)") and "download=True" in caught.value.fix
 
 
 def test_download_false_never_touches_the_network(tmp_path, monkeypatch):
