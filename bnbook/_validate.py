@@ -1,4 +1,8 @@
-"""Argument checks shared by the public functions: clear errors that name the argument."""
+"""Argument checks shared by the whole package: clear errors that name the argument.
+
+The one place where a number, a choice or a tensor argument is checked; every module calls
+these instead of writing its own ``isinstance(..., bool) or not isinstance(..., Real)`` test.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import math
 from numbers import Integral, Real
 
 __all__ = [
+    "check_real",
     "check_eps",
     "check_momentum",
     "check_positive_int",
@@ -21,6 +26,45 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_real(
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a finite float within the bounds, else raise TypeError/ValueError.
+
+    Accepts Python and NumPy reals, never bools.  ``low``/``high`` are inclusive unless
+    ``low_open``/``high_open``.
+
+    >>> check_real("lr", 0.5, low=0.0, low_open=True)
+    0.5
+    >>> check_real("lr", 0.0, low=0.0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a finite number > 0, got 0.0
+    """
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} ({value!r})")
+    value = float(value)
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"{'<' if high_open else '<='} {high:g}")
+    ok = math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ValueError(f"{name} must be a finite number{' ' if bounds else ''}{' and '.join(bounds)}, got {value}")
+    return value
 
 
 def check_eps(eps, name: str = "eps") -> float:
