@@ -4,9 +4,10 @@ Latency = from a control's value change (assigned to the live ipywidgets object,
 click would) to the finished redraw (figure drawn, PNG encoded, Image widget updated),
 measured in the kernel process.  Target: median <= 100 ms on a 2-core laptop.
 
-Every panel of the book is measured: the preface's, chapter 1's (``bnbook.covariate_shift``)
-and chapter 2's (``bnbook.bn_explorer``), each built by its ``make_panel()`` with defaults,
-beside a demo panel and the naive pattern drawing the same demo.
+Every panel of the book is measured: each chapter module of ``bnbook.chapters`` that has a
+``make_panel()`` (found by :func:`bnbook.chapters.panel_factories`, so new chapters are
+measured without an edit here), built with defaults, beside a demo panel and the naive
+pattern drawing the same demo.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 import numpy as np
 
-from bnbook import bn_explorer, covariate_shift, preface
+from bnbook.chapters import panel_factories
 from bnbook.widgets import Choice, Panel, Slider, measure_latency
 
 N_ACTIVATIONS = 4096
@@ -124,12 +125,7 @@ def measure_naive(n: int, seed: int = 0) -> dict[str, float]:
             "n": n}
 
 
-PANEL_FACTORIES = {
-    "demo": make_demo_panel,
-    "preface": preface.make_panel,
-    "covariate_shift": covariate_shift.make_panel,
-    "bn_explorer": bn_explorer.make_panel,
-}
+PANEL_FACTORIES = {"demo": make_demo_panel, **panel_factories()}
 
 
 def _rows(name: str, stats: dict, notes: str) -> list[dict]:

@@ -14,10 +14,14 @@ NumPy arrays; no activation tensor is kept alive::
     with ActivationProbe(net, ["act3"], where="input", every=50) as probe:
         train(net, train_iter, test_iter, num_epochs=5, lr=0.5)
     steps, p = probe.percentiles("act3")  # (T,), (T, 3): 15th, 50th, 85th percentile
+
+:func:`layer_output` captures one submodule's output for one batch (chapter 2's explorer uses
+it for the inputs of a BN layer).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from numbers import Real
 from typing import Optional, Sequence, Union
@@ -28,7 +32,7 @@ from torch import nn
 
 from ._validate import check_choice, check_positive_int
 
-__all__ = ["ActivationProbe"]
+__all__ = ["ActivationProbe", "layer_output"]
 
 ModulesArg = Union[None, str, Sequence[str], type, tuple]
 
@@ -334,3 +338,57 @@ class ActivationProbe:
             f"ActivationProbe({len(self.modules)} modules, where={self.where!r}, "
             f"every={self.every}, mode={self.mode!r}, {state})"
         )
+
+
+def layer_output(net: nn.Module, X: torch.Tensor, layer: str, *, training: bool = False) -> torch.Tensor:
+    """Output of the submodule ``layer`` of ``net`` for the batch ``X``, detached.
+
+    Parameters
+    ----------
+    net : nn.Module
+        E.g. ``bnbook.models.lenet(...)``, whose ``fc1`` output is the input of ``bn3``.
+    X : Tensor, shape (N, ...)
+        Input batch (moved to the device of ``net``).
+    layer : str
+        Name of the submodule as in ``net.named_modules()``.
+    training : bool
+        Forward pass in training mode (BN layers before ``layer`` use the statistics of
+        ``X``).  A deep copy of ``net`` runs then, so the caller's running statistics are
+        untouched.  In eval mode (default) ``net`` itself runs; every submodule gets its
+        ``training`` flag back afterwards.
+
+    Returns
+    -------
+    Tensor
+        The output of ``layer``, on the device of ``net``.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    >>> layer_output(net, torch.randn(5, 3), "0").shape
+    torch.Size([5, 4])
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
+    if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] < 1:
+        got = getattr(X, "shape", type(X).__name__)
+        raise ValueError(f"X must be a tensor of shape (N, ...) with N >= 1, got {got}")
+    modules = dict(net.named_modules())
+    if layer not in modules:
+        raise ValueError(f"net has no submodule {layer!r}; it has {[n for n in modules if n]}")
+    if training:
+        net = copy.deepcopy(net)
+        modules = dict(net.named_modules())
+    device = next((t.device for t in net.parameters()), torch.device("cpu"))
+    captured: list[torch.Tensor] = []
+    handle = modules[layer].register_forward_hook(lambda m, inp, out: captured.append(out.detach()))
+    modes = {m: m.training for m in net.modules()}
+    try:
+        net.train(training)
+        with torch.no_grad():
+            net(X.to(device))
+    finally:
+        handle.remove()
+        for m, mode in modes.items():
+            m.training = mode
+    return captured[0]

@@ -2,8 +2,9 @@
 
 jupyter-cache keys a notebook's outputs on the notebook's own code only, so after an edit to
 ``bnbook/`` (or a change of BNBOOK_QUICK / BNBOOK_DATA) it would serve stale outputs: every number
-in the book must come from the code beside it.  This script hashes ``bnbook/*.py`` and those
-variables and deletes ``<build>/.jupyter_cache`` when the hash differs from the last build's.
+in the book must come from the code beside it.  This script hashes every file under ``bnbook/``
+(subpackages and the widget templates included) and those variables, and deletes
+``<build>/.jupyter_cache`` when the hash differs from the last build's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV_KEYS = ("BNBOOK_QUICK", "BNBOOK_DATA", "BNBOOK_DATA_DIR")
+sys.path.insert(0, str(ROOT))
+from bnbook.settings import OUTPUT_KEYS as ENV_KEYS  # noqa: E402  (the one list of BNBOOK_* variables)
+
+sys.path.pop(0)
 
 
 def fingerprint() -> str:
     """Hash of the library sources and the environment variables that change outputs."""
     h = hashlib.sha256()
-    for path in sorted((ROOT / "bnbook").glob("*.py")):
-        h.update(path.name.encode())
+    library = ROOT / "bnbook"
+    for path in sorted(library.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(library).as_posix().encode())
         h.update(path.read_bytes())
     for key in ENV_KEYS:
         h.update(f"{key}={os.environ.get(key, '')}".encode())

@@ -290,3 +290,24 @@ def test_keyword_only_input_raises():
     with pytest.raises(TypeError, match="without a positional input"):
         with ActivationProbe(net, ["lin"], where="input"):
             net(torch.zeros(1, 2))
+
+
+# --------------------------------------------------------------------------- layer_output
+def test_layer_output_is_the_submodules_output_and_leaves_the_net_as_it_was():
+    from bnbook.probes import layer_output
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3)).eval()
+    X = torch.randn(16, 4) * 3 + 1
+    expected = net[:3](X)
+    assert torch.equal(layer_output(net, X, "2"), expected)
+    running = net[1].running_mean.clone()
+    train_out = layer_output(net, X, "1", training=True)  # a copy runs in training mode
+    assert torch.allclose(train_out.mean(0), torch.zeros(6), atol=1e-5)
+    assert torch.equal(net[1].running_mean, running) and not net.training and not net[1].training
+    with pytest.raises(ValueError, match="no submodule 'bn9'"):
+        layer_output(net, X, "bn9")
+    with pytest.raises(TypeError, match="nn.Module"):
+        layer_output("net", X, "1")
+    with pytest.raises(ValueError, match="X must be a tensor"):
+        layer_output(net, torch.zeros(3), "1")

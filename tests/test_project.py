@@ -96,19 +96,24 @@ def test_notebook_conventions(path):
 
 
 def test_importing_bnbook_changes_nothing_global():
+    """Every module (found by walking the package, chapters included) imports without global side effects."""
     code = (
         "import random, numpy as np, torch, matplotlib\n"
         "state = (random.getstate(), np.random.get_state()[1].sum(), torch.initial_seed(),"
-        " dict(dict.items(matplotlib.rcParams)))\n"
-        "import sys\n"
-        "import bnbook, bnbook.functional, bnbook.layers, bnbook.manual, bnbook.data, bnbook.models,"
-        " bnbook.train, bnbook.probes, bnbook.plots\n"
+        " dict(dict.items(matplotlib.rcParams)), torch.get_num_threads())\n"
+        "import importlib, pkgutil, sys, bnbook\n"
+        "names = [m.name for m in pkgutil.walk_packages(bnbook.__path__, 'bnbook.')]\n"
+        "assert len(names) > 20 and 'bnbook.chapters.preface' in names, names\n"
+        "for name in names:\n"
+        "    importlib.import_module(name)\n"
         "after = (random.getstate(), np.random.get_state()[1].sum(), torch.initial_seed(),"
-        " dict(dict.items(matplotlib.rcParams)))\n"
+        " dict(dict.items(matplotlib.rcParams)), torch.get_num_threads())\n"
         "assert state[:3] == after[:3], 'import changed a random state'\n"
         "assert state[3] == after[3], 'import changed matplotlib rcParams'\n"
-        "assert 'ipywidgets' not in sys.modules, 'only bnbook.widgets may import ipywidgets'\n"
+        "assert state[4] == after[4], 'import changed the torch thread count'\n"
+        "assert 'ipywidgets' not in sys.modules, 'only bnbook.widgets may import ipywidgets, and only when a widget is built'\n"
         "assert 'torchvision' not in sys.modules, 'torchvision must be imported lazily'\n"
+        "assert 'mlxtend' not in sys.modules, 'mlxtend must be imported lazily'\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'no pyplot (global state) in the library'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

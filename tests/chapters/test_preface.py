@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bnbook.preface import EPSILONS, SCALES, SHIFTS, make_panel, standardize
+from bnbook.chapters.preface import EPSILONS, SCALES, SHIFTS, make_panel, standardize
 
 
 @pytest.mark.parametrize("eps", [1e-5, 1e-1, 3.0])

@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from bnbook import bn_explorer as be
+from bnbook.chapters import batch_norm_from_scratch as be
 from bnbook.widgets import Panel
 
 PYTORCH_B1 = "Expected more than 1 value per channel when training"

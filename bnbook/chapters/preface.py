@@ -1,6 +1,6 @@
-"""The preface's demo panel: normalization undoes shift and scale, until scale^2 meets eps.
+"""Chapter 0, the preface: its demo panel (normalization undoes shift and scale, until scale^2 meets eps).
 
-Introduced in ``notebooks/00_preface.ipynb`` as the first slider panel of the book.
+Code of ``notebooks/00_preface.ipynb``, the first slider panel of the book.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The batch-norm explorer: momentum, eps, batch size and train/eval on real activations.
+"""The batch-norm explorer panel: momentum, eps, batch size and train/eval on real activations.
 
 Introduced in chapter 2 ("Batch normalization from scratch").  :func:`make_panel` builds a
 :class:`bnbook.widgets.Panel` that drives one ``BatchNorm1d`` layer over pre-BN activations
@@ -15,54 +15,30 @@ order for every batch size, the histogram bins); running statistics are cached p
 ``(momentum, batch_size)`` (``eps`` does not change them), so a slider move costs a few
 vectorized tensor operations plus one redraw.  Batch size 1 in training mode shows
 PyTorch's own error (``Expected more than 1 value per channel when training``) in the panel.
-
-The helpers are pure functions of tensors, checked against ``torch.nn.BatchNorm1d`` in
-``tests/test_bn_explorer.py``::
-
-    >>> import torch
-    >>> x = torch.randn(64, 3) * 2 + 5                     # (N, D)
-    >>> idx = batch_indices(64, 8, steps=20)                 # (20, 8)
-    >>> layer = make_layer(3, momentum=0.1, impl="torch")
-    >>> means, vars_ = track_running_stats(layer, x, idx)    # (21, 3) each, row 0 = initial
-    >>> means.shape
-    torch.Size([21, 3])
 """
 
 from __future__ import annotations
 
-import copy
-import functools
-import math
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 import torch
 from matplotlib import ticker
-from torch import nn
 
-from ._validate import check_choice, check_eps, check_momentum, check_positive_int
+from bnbook._impl import IMPLS
+from bnbook._validate import check_choice, check_eps, check_momentum, check_positive_int
+from bnbook.chapters.batch_norm_from_scratch.activations import check_2d, default_activations, pick_feature
+from bnbook.chapters.batch_norm_from_scratch.running_stats import (
+    batch_size_one_error,
+    normalize_in_batches,
+    normalize_with,
+    running_average,
+)
+from bnbook.loaders import batch_indices
+from bnbook.widgets import Choice, Panel, Slider
 
-__all__ = [
-    "MOMENTA",
-    "EPSILONS",
-    "BATCH_SIZES",
-    "MODES",
-    "IMPLS",
-    "pre_bn_activations",
-    "default_activations",
-    "pick_feature",
-    "batch_indices",
-    "make_layer",
-    "track_running_stats",
-    "running_average",
-    "normalize_in_batches",
-    "normalize_with",
-    "batch_size_one_error",
-    "Explorer",
-    "make_panel",
-]
+__all__ = ["MOMENTA", "EPSILONS", "BATCH_SIZES", "MODES", "IMPLS", "Explorer", "make_panel"]
 
 #: Slider positions.  0.9 and 0.99 are what d2l's older code, cs231n and Keras call
 #: momentum; in PyTorch's convention they weight the *new* batch (see chapter 2).
@@ -70,272 +46,12 @@ MOMENTA = (0.0, 0.01, 0.03, 0.1, 0.3, 0.9, 0.99, 1.0)
 EPSILONS = (1e-10, 1e-5, 1e-3, 1e-2, 1e-1, 1.0)
 BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MODES = ("train", "eval")
-IMPLS = ("bnbook", "torch")
 
 _BINS = 72  # histogram bins of plot (a)
 _SCATTER_LIMIT = 4.5  # plot (c) shows [-L, L]^2; points beyond are drawn on the border
 _SCATTER_POINTS = 512  # plot (c) draws the first 512 evaluation examples (the gap uses all)
 
 
-# --------------------------------------------------------------------------- activations
-def pre_bn_activations(net: nn.Module, X: torch.Tensor, layer: str = "fc1", *, training: bool = False) -> torch.Tensor:
-    """Output of the submodule ``layer`` of ``net`` for the images ``X``, as one batch.
-
-    Parameters
-    ----------
-    net : nn.Module
-        E.g. ``bnbook.models.lenet(...)``, whose ``fc1`` output is the input of ``bn3``.
-    X : Tensor, shape (N, C, H, W)
-        Input batch (moved to the device of ``net``).
-    layer : str
-        Name of the submodule as in ``net.named_modules()``; its output must be 2-D (N, D).
-    training : bool
-        Forward pass in training mode (BN layers before ``layer`` use the statistics of
-        ``X``).  A deep copy of ``net`` is used then, so the caller's running statistics are
-        untouched.  In eval mode (default) ``net`` itself runs; every submodule gets its
-        ``training`` flag back afterwards.
-
-    Returns
-    -------
-    Tensor, shape (N, D), float32 on the CPU
-    """
-    if not isinstance(net, nn.Module):
-        raise TypeError(f"net must be an nn.Module, got {type(net).__name__}")
-    if not isinstance(X, torch.Tensor) or X.dim() < 2 or X.shape[0] < 1:
-        raise ValueError(f"X must be a tensor of shape (N, ...) with N >= 1, got {getattr(X, 'shape', type(X).__name__)}")
-    modules = dict(net.named_modules())
-    if layer not in modules:
-        raise ValueError(f"net has no submodule {layer!r}; it has {[n for n in modules if n]}")
-    if training:
-        net = copy.deepcopy(net)
-        modules = dict(net.named_modules())
-    device = next((t.device for t in net.parameters()), torch.device("cpu"))
-    captured: list[torch.Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda m, inp, out: captured.append(out.detach()))
-    modes = {m: m.training for m in net.modules()}
-    try:
-        net.train(training)
-        with torch.no_grad():
-            net(X.to(device))
-    finally:
-        handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
-    out = captured[0]
-    if out.dim() != 2:
-        raise ValueError(
-            f"the output of {layer!r} has shape {tuple(out.shape)}; the explorer needs (N, D) "
-            "activations of a fully connected layer (a BatchNorm1d input)"
-        )
-    return out.float().cpu()
-
-
-def default_activations(quick: bool = True, *, dataset: str = "auto", seed: int = 0) -> tuple[torch.Tensor, str]:
-    """Pre-BN activations of ``fc1`` of a freshly initialized LeNet with BN, on real images.
-
-    Loads up to 1024 (``quick``) or 4096 training images with :func:`bnbook.data.load`
-    (``"auto"``: Fashion-MNIST if available, else scikit-learn's digits at 28x28, with a
-    printed notice), builds ``bnbook.models.lenet(norm="batch")`` with its own seed (the
-    global RNG is left as it was) and runs all images through it as one batch in training
-    mode, so the BN layers before ``fc1`` normalize with the statistics of these images.
-
-    Returns
-    -------
-    activations : Tensor, shape (N, 120)
-    description : str
-        Where they come from, e.g. ``"fc1 of an untrained LeNet, 1024 digits images"``.
-    """
-    seed = check_positive_int("seed", seed, minimum=0)
-    # Memoized per (quick, dataset, BNBOOK_DATA, seed): rebuilding the panel is then instant.
-    acts, description = _default_activations(bool(quick), dataset, os.environ.get("BNBOOK_DATA"), seed)
-    return acts.clone(), description
-
-
-@functools.lru_cache(maxsize=4)
-def _default_activations(quick: bool, dataset: str, _env: Optional[str], seed: int) -> tuple[torch.Tensor, str]:
-    from .data import load
-    from .models import lenet
-
-    limit = 1024 if quick else 4096
-    name = (_env or dataset) if dataset == "auto" else dataset
-    resize = 28 if name == "digits" else None  # LeNet needs >= 16x16; "auto" resizes by itself
-    loaders = load(dataset, batch_size=limit, limit=limit, seed=seed, resize=resize)
-    info = loaders.info
-    X = torch.cat([xb for xb, _ in loaders.train_iter])  # (N, C, H, W)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = lenet("batch", impl="torch", in_channels=info.in_channels,
-                    num_classes=info.num_classes, image_size=info.image_size)
-    acts = pre_bn_activations(net, X, "fc1", training=True)
-    return acts, f"fc1 of an untrained LeNet, {X.shape[0]} {info.name} training images"
-
-
-def pick_feature(x: torch.Tensor) -> int:
-    """Index of the feature whose mean is farthest from 0 in units of its std (the most shifted)."""
-    x = _check_2d("x", x)
-    mean, std = x.mean(dim=0), x.std(dim=0)  # (D,)
-    score = mean.abs() / std.clamp_min(1e-12)
-    return int(score.argmax())
-
-
-# --------------------------------------------------------------------------- BN pieces
-def _check_2d(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}")
-    if x.dim() != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"{name} must have shape (N, D) with N, D >= 1, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {x.dtype}")
-    return x
-
-
-def batch_indices(n: int, batch_size: int, steps: int, *, seed: int = 0) -> torch.Tensor:
-    """Example indices of ``steps`` mini-batches, shape (steps, batch_size).
-
-    Like a ``DataLoader(shuffle=True, drop_last=True)`` over ``n`` examples run for as many
-    epochs as needed: a fresh random permutation every epoch, no repeats inside a batch.
-    Uses a private ``torch.Generator(seed)``; the global RNG is not touched.
-    """
-    n = check_positive_int("n", n)
-    batch_size = check_positive_int("batch_size", batch_size)
-    steps = check_positive_int("steps", steps)
-    if batch_size > n:
-        raise ValueError(f"batch_size must be <= n = {n} (the number of examples), got {batch_size}")
-    gen = torch.Generator().manual_seed(check_positive_int("seed", seed, minimum=0))
-    per_epoch = n // batch_size
-    epochs = math.ceil(steps / per_epoch)
-    perms = [torch.randperm(n, generator=gen)[: per_epoch * batch_size] for _ in range(epochs)]
-    return torch.cat(perms).view(-1, batch_size)[:steps]  # (steps, batch_size)
-
-
-def make_layer(num_features: int, momentum: Optional[float] = 0.1, eps: float = 1e-5, *, impl: str = "bnbook") -> nn.Module:
-    """A fresh ``BatchNorm1d(num_features, eps, momentum)`` from :mod:`bnbook.layers` or ``torch.nn``."""
-    check_choice("impl", impl, IMPLS)
-    if impl == "torch":
-        lib = nn
-    else:
-        from . import layers as lib
-    return lib.BatchNorm1d(num_features, eps=eps, momentum=momentum)
-
-
-def track_running_stats(layer: nn.Module, x: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``layer`` in training mode on the batches ``x[idx[t]]``; record its running statistics.
-
-    Parameters
-    ----------
-    layer : nn.Module
-        A ``BatchNorm1d`` (``torch.nn`` or :mod:`bnbook.layers`); its buffers are updated.
-    x : Tensor, shape (N, D)
-    idx : LongTensor, shape (S, B)
-        From :func:`batch_indices`.
-
-    Returns
-    -------
-    means, variances : Tensor, shape (S + 1, D)
-        ``layer.running_mean`` / ``running_var`` before the first step (row 0) and after
-        every step.  Batch size 1 raises PyTorch's ``ValueError`` from the layer.
-    """
-    x = _check_2d("x", x)
-    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
-        raise ValueError(f"idx must be a LongTensor of shape (S, B), got {getattr(idx, 'shape', type(idx).__name__)}")
-    means = [layer.running_mean.detach().clone()]
-    variances = [layer.running_var.detach().clone()]
-    layer.train()
-    with torch.no_grad():
-        for rows in idx:
-            layer(x[rows])  # (B, D) -> updates the buffers in place
-            means.append(layer.running_mean.clone())
-            variances.append(layer.running_var.clone())
-    return torch.stack(means), torch.stack(variances)
-
-
-def running_average(batch_stats: torch.Tensor, momentum: Optional[float], initial) -> torch.Tensor:
-    """PyTorch's running-average rule applied to a sequence of per-batch statistics.
-
-    ``r_t = (1 - momentum) * r_{t-1} + momentum * b_t`` (momentum weights the NEW value);
-    ``momentum=None`` is the cumulative average, factor ``1 / t``.
-
-    Parameters
-    ----------
-    batch_stats : Tensor, shape (S, D)
-        ``b_1 .. b_S``: batch means, or *unbiased* batch variances for ``running_var``.
-    momentum : float in [0, 1] or None
-    initial : float or Tensor, shape (D,)
-        ``r_0`` (0 for the mean, 1 for the variance in a fresh layer).
-
-    Returns
-    -------
-    Tensor, shape (S + 1, D), row 0 = ``initial``.
-    """
-    b = _check_2d("batch_stats", batch_stats)
-    momentum = check_momentum(momentum)
-    r = torch.as_tensor(initial, dtype=b.dtype).expand(b.shape[1]).clone()
-    out = [r.clone()]
-    for t in range(b.shape[0]):
-        f = 1.0 / (t + 1) if momentum is None else momentum
-        r = (1.0 - f) * r + f * b[t]
-        out.append(r)
-    return torch.stack(out)
-
-
-def _functional(impl: str):
-    check_choice("impl", impl, IMPLS)
-    if impl == "torch":
-        return torch.nn.functional
-    from . import functional
-
-    return functional
-
-
-def normalize_in_batches(x: torch.Tensor, batch_size: int, eps: float = 1e-5) -> torch.Tensor:
-    """Training-mode BN output (weight 1, bias 0) of ``x`` cut into consecutive batches.
-
-    Batch ``j`` (rows ``j*B .. j*B + B - 1``) is normalized with its own mean and *biased*
-    variance, exactly what ``BatchNorm1d`` in ``train()`` mode outputs for it
-    (``tests/test_bn_explorer.py`` compares with ``torch.nn.BatchNorm1d``).  Trailing rows
-    that do not fill a batch are dropped.  All batches at once, as a (M/B, B, D) tensor:
-    one ``torch.batch_norm`` call with M/B * D channels would be slower for small B.
-
-    Returns
-    -------
-    Tensor, shape (M // B * B, D)
-    """
-    x = _check_2d("x", x)
-    batch_size = check_positive_int("batch_size", batch_size)
-    eps = check_eps(eps)
-    n, d = x.shape
-    if batch_size > n:
-        raise ValueError(f"batch_size must be <= {n} (rows of x), got {batch_size}")
-    if batch_size == 1:
-        raise ValueError(batch_size_one_error(d, impl="torch"))
-    k = n // batch_size
-    xb = x[: k * batch_size].reshape(k, batch_size, d)  # (k, B, D)
-    var, mean = torch.var_mean(xb, dim=1, keepdim=True, correction=0)  # (k, 1, D) each, biased
-    return ((xb - mean) / torch.sqrt(var + eps)).reshape(k * batch_size, d)  # (k*B, D)
-
-
-def normalize_with(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float = 1e-5, *, impl: str = "bnbook") -> torch.Tensor:
-    """Eval-mode BN output (weight 1, bias 0): ``(x - mean) / sqrt(var + eps)``, shape (N, D)."""
-    x = _check_2d("x", x)
-    eps = check_eps(eps)
-    F = _functional(impl)
-    mean = torch.as_tensor(mean, dtype=x.dtype).expand(x.shape[1]).clone()
-    var = torch.as_tensor(var, dtype=x.dtype).expand(x.shape[1]).clone()
-    return F.batch_norm(x, mean, var, training=False, eps=eps)
-
-
-def batch_size_one_error(num_features: int, *, impl: str = "bnbook") -> str:
-    """The message a ``BatchNorm1d(num_features)`` raises for a (1, num_features) batch in training mode."""
-    layer = make_layer(check_positive_int("num_features", num_features), impl=impl)
-    try:
-        with torch.no_grad():
-            layer.train()(torch.zeros(1, num_features))
-    except (ValueError, RuntimeError) as exc:
-        return str(exc)
-    raise AssertionError(f"{type(layer).__module__}.BatchNorm1d accepted a batch of one in training mode")  # pragma: no cover
-
-
-# --------------------------------------------------------------------------- the panel
 @dataclass
 class Explorer:
     """Everything the panel precomputes, plus the pure ``compute`` step behind every redraw.
@@ -367,7 +83,7 @@ class Explorer:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.x = _check_2d("x", self.x).detach().float().cpu()
+        self.x = check_2d("x", self.x).detach().float().cpu()
         n, d = self.x.shape
         if n < 2:
             raise ValueError(f"x needs at least 2 examples (rows), got {n}")
@@ -591,7 +307,6 @@ def make_panel(
     bnbook.widgets.Panel
         Controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
     """
-    from .widgets import Choice, Panel, Slider
 
     if activations is None:
         activations, default_source = default_activations(quick, dataset=dataset, seed=seed)
