@@ -1,6 +1,9 @@
 # bnbook — every target is idempotent and creates .venv on first use.
 #   make book   execute every notebook and build the static site into _build/html
-#   make test   unit + contract tests, notebooks under nbval, book build, browser tests
+#   make test   lint, unit + contract tests, doctests, notebooks under nbval, book build, browser tests
+#   make unit   the library's tests only (no chapters, browser or book build): the fast edit-test loop
+#   make lint   ruff check + ruff format --check
+#   make notebooks  execute every chapter in FULL mode in place (the stored outputs readers see)
 #   make lab    JupyterLab on localhost (token auth on), opened at notebooks/
 #   make bench  benchmarks -> benchmarks/results.json and a table
 SHELL := /bin/bash
@@ -9,7 +12,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.bnbook-installed
 
-.PHONY: setup book test lab bench clean
+LINTED := bnbook tests benchmarks scripts
+
+.PHONY: setup book test unit lint notebooks lab bench clean
 
 setup: $(STAMP)
 
@@ -27,12 +32,22 @@ book: setup
 	BNBOOK_STATIC=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "open _build/html/index.html"
 
-test: setup
+test: setup lint
 	bash scripts/ensure_chromium.sh
 	$(PY) scripts/snapshot.py save .test-snapshot.json
-	BNBOOK_QUICK=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider \
-		--cov=bnbook --cov-report=term-missing --cov-fail-under=90
+	BNBOOK_QUICK=1 $(PY) -m pytest tests bnbook notebooks --doctest-modules --nbval-lax --nbval-current-env \
+		-p no:cacheprovider --cov=bnbook --cov-report=term-missing --cov-fail-under=90
 	$(PY) scripts/snapshot.py check .test-snapshot.json
+
+unit: setup
+	$(PY) -m pytest tests --ignore=tests/chapters -m "not slow and not browser" -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+notebooks: setup
+	$(PY) scripts/run_notebooks.py
 
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
