@@ -492,7 +492,10 @@ def test_measure_latency_returns_sane_numbers_and_restores_values():
 
 
 def test_module_doctests():
-    result = doctest.testmod(bw)
+    import bnbook.widgets.live
+
+    results = [doctest.testmod(m) for m in (bw, bw.controls, bw.panel, bnbook.widgets.live, bw.static, bw.latency)]
+    result = doctest.TestResults(sum(r.failed for r in results), sum(r.attempted for r in results))
     assert result.attempted >= 5 and result.failed == 0
 
 
@@ -506,3 +509,4 @@ def test_import_is_light_and_static_html_needs_no_ipywidgets():
         "assert 'matplotlib.pyplot' not in sys.modules, 'no pyplot in bnbook.widgets'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
