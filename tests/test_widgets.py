@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import doctest
 import html as html_lib
 import io
@@ -456,17 +458,30 @@ def test_show_picks_widget_or_static_html(monkeypatch):
     import IPython.display
 
     shown = []
-    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    monkeypatch.setattr(IPython.display, "display", lambda obj, **kw: shown.append((obj, kw)))
     panel = make_panel()
     monkeypatch.setenv("BNBOOK_STATIC", "1")
     show(panel, max_frames=10)
-    assert isinstance(shown[-1], IPython.display.HTML) and "one-at-a-time" in shown[-1].data
+    assert isinstance(shown[-1][0], IPython.display.HTML) and "one-at-a-time" in shown[-1][0].data
     monkeypatch.setenv("BNBOOK_STATIC", "0")
+    panel.set(slope=8)  # the stored picture shows the defaults, whatever the panel shows now
+
+    def is_widget_with_default_picture(item):
+        bundle, kw = item
+        view = bundle["application/vnd.jupyter.widget-view+json"]
+        png = base64.b64decode(bundle["image/png"])
+        return (
+            kw == {"raw": True}
+            and view["model_id"] == panel.widget().model_id
+            and png == panel.render_png(**panel.defaults)
+            and "VBox" not in bundle["text/plain"]
+        )
+
     show(panel)
-    assert shown[-1] is panel.widget()
+    assert is_widget_with_default_picture(shown[-1])
     monkeypatch.delenv("BNBOOK_STATIC")
     panel._ipython_display_()
-    assert shown[-1] is panel.widget()
+    assert is_widget_with_default_picture(shown[-1])
     with pytest.raises(TypeError, match="Panel"):
         show("panel")
 

@@ -8,6 +8,8 @@ panel (``notebooks/00_preface.ipynb``).
 
 from __future__ import annotations
 
+import base64
+
 import inspect
 import io
 import keyword
@@ -336,6 +338,9 @@ def show(panel: Panel, *, max_frames: int = 200) -> None:
 
     ``make book`` sets ``BNBOOK_STATIC=1`` (read through :func:`bnbook.settings.static`) so the
     executed notebooks carry kernel-free HTML; in JupyterLab the reader gets the live widget.
+    The widget's output also carries a PNG of the panel at its default settings: a stored
+    notebook opened without a kernel (GitHub, JupyterLab before running) shows that picture
+    instead of the widget's text repr, while a live frontend renders the widget itself.
     """
     if not isinstance(panel, Panel):
         raise TypeError(f"show() expects a bnbook.widgets.Panel, got {type(panel).__name__}")
@@ -343,8 +348,11 @@ def show(panel: Panel, *, max_frames: int = 200) -> None:
 
     if settings.static():
         display(HTML(panel.static_html(max_frames=max_frames)))
-    else:
-        display(panel.widget())
+        return
+    bundle = dict(panel.widget()._repr_mimebundle_())
+    bundle["image/png"] = base64.b64encode(panel.render_png(**panel.defaults)).decode("ascii")
+    bundle["text/plain"] = f"{panel.title or 'Panel'} (a live panel: run the cell to move its controls)"
+    display(bundle, raw=True)
 
 
 def _check_signature(fn: Callable, what: str, args: tuple, kwargs: dict) -> None:
