@@ -389,3 +389,11 @@ def test_second_derivatives_are_refused_clearly():
                                create_graph=True)  # fmt: skip
     with pytest.raises(RuntimeError, match="differentiate twice"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("fn", ["batch_norm", "layer_norm", "group_norm", "instance_norm"])
+def test_infinite_eps_rejected(fn):
+    """Ours only (PyTorch returns zeros): an infinite eps is a mistake, not a normalization."""
+    args = {"batch_norm": (x3, *r3), "layer_norm": (x3, (5,)), "group_norm": (x3, 3), "instance_norm": (x3,)}[fn]
+    with pytest.raises(ValueError, match=f"{fn} eps must be finite, but got inf"):
+        getattr(BF, fn)(*args, eps=float("inf"))
