@@ -17,13 +17,14 @@ probes (:mod:`bnbook.probes`) can refer to::
 :func:`bnbook.layers.make_norm` (``spatial_dims=2`` after a convolution, 0 after a linear
 layer), or a callable factory ``norm(num_features, spatial) -> nn.Module``.  Normalization
 layers are named by the kind's prefix (:func:`bnbook.layers.norm_prefix`): ``bn1, bn2, ...``
-for ``"batch"``, ``ln1, ...`` for ``"layer"``, ``gn``, ``in``; ``norm1, norm2, ...``
+for ``"batch"``, ``ln1, ...`` for ``"layer"``, ``gn``, ``in``, ``rms``; ``norm1, norm2, ...``
 for a factory.  They are numbered by position, so ``bn3`` and ``ln3`` sit at the same place.
 All other names do not depend on ``norm``.
 
 A kind that has no form for one of a model's layers raises a ValueError that names the layer
 (the model is never built with the normalization silently left out): ``"instance"`` needs a
-spatial axis, so no model here accepts it after its linear layers.  A factory mixes
+spatial axis, so no model here accepts it after its linear layers; ``"rms"`` normalizes the
+last axis of (N, ..., C) features, so :func:`lenet` (convolutions) refuses it.  A factory mixes
 kinds, e.g. ``lambda c, spatial: make_norm("instance" if spatial else "layer", c,
 spatial_dims=2 if spatial else 0)``.
 """
@@ -142,7 +143,7 @@ def lenet(
         ``None``: no normalization (plain LeNet). A kind: ``make_norm(kind, C,
         spatial_dims=2)`` after the convolutions and ``make_norm(kind, C)`` after the hidden
         linear layers, e.g. ``BatchNorm2d`` and ``BatchNorm1d`` for ``"batch"``;
-        ``"instance"`` raises ValueError (see the module docstring). A callable
+        ``"instance"`` and ``"rms"`` raise ValueError (see the module docstring). A callable
         ``norm(num_features, spatial) -> nn.Module`` builds a custom layer (``spatial`` is
         True after a convolution), e.g. ``lambda c, spatial: nn.GroupNorm(2, c) if spatial
         else nn.LayerNorm(c)``.
@@ -209,7 +210,7 @@ def cifar_mlp(
 
     Parameters
     ----------
-    norm : None, "batch", "layer", "group" or callable
+    norm : None, "batch", "layer", "group", "rms" or callable
         As in :func:`lenet`, after the linear layers only: a kind gives ``make_norm(kind, C)``
         (``"instance"`` raises ValueError); the factory is always called with
         ``spatial=False``.
@@ -258,7 +259,7 @@ def ioffe_mlp(
 
     Parameters
     ----------
-    norm : None, "batch", "layer", "group" or callable
+    norm : None, "batch", "layer", "group", "rms" or callable
         Default ``None`` (the paper's baseline); ``"batch"`` for the BN network; other kinds
         and factories as in :func:`cifar_mlp`.
     impl : {"bnbook", "torch"}

@@ -165,13 +165,19 @@ BUILDERS = {
     "cifar_mlp": (models.cifar_mlp, (3, 3, 32, 32), [64, 32]),
     "ioffe_mlp": (lambda norm, **kw: models.ioffe_mlp(norm, depth=3, **kw), (4, 1, 28, 28), [100, 100, 100]),
 }
-# Kinds without a form for one of the model's layers: instance norm after a linear layer.
-REFUSED = {("lenet", "instance"): "fc1", ("cifar_mlp", "instance"): "fc1", ("ioffe_mlp", "instance"): "fc1"}
+# Kinds without a form for one of the model's layers: instance norm after a linear layer, RMS
+# norm after a convolution.
+REFUSED = {
+    ("lenet", "instance"): "fc1",
+    ("cifar_mlp", "instance"): "fc1",
+    ("ioffe_mlp", "instance"): "fc1",
+    ("lenet", "rms"): "conv1",
+}
 BUILDS = [(b, k) for b in BUILDERS for k in models.NORMS if (b, k) not in REFUSED]
 
 
 def test_norms_are_the_registry_kinds():
-    assert models.NORMS == layers.NORM_KINDS
+    assert models.NORMS == layers.NORM_KINDS == ("batch", "layer", "instance", "group", "rms")
 
 
 @pytest.mark.parametrize("impl", models.IMPLS)
@@ -216,3 +222,11 @@ def test_kind_without_a_form_for_a_layer_raises_naming_it(builder, kind):
     build, _, _ = BUILDERS[builder]
     with pytest.raises(ValueError, match=rf"norm={kind!r} cannot follow {REFUSED[builder, kind]} "):
         build(kind)
+
+
+def test_rms_mlp_layers():
+    net = models.cifar_mlp("rms")
+    assert [type(m) for m in (net.rms1, net.rms2)] == [layers.RMSNorm, layers.RMSNorm]
+    assert net.rms1.normalized_shape == (64,) and net.rms2.normalized_shape == (32,)
+    with pytest.raises(ValueError, match=r"norm='rms' cannot follow conv1 \(its output is \(N, 6, H, W\)\)"):
+        models.lenet("rms")

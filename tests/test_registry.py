@@ -25,6 +25,7 @@ EXPECTED = {
     **{("layer", d): ("GroupNorm", {"num_groups": 1, "num_channels": C}) for d in (1, 2, 3)},
     **{("instance", d): (f"InstanceNorm{d}d", {"num_features": C}) for d in (1, 2, 3)},
     **{("group", d): ("GroupNorm", {"num_groups": 2, "num_channels": C}) for d in (0, 1, 2, 3)},
+    ("rms", 0): ("RMSNorm", {"normalized_shape": (C,)}),
 }
 VALID = sorted(EXPECTED)
 INVALID = [(kind, d) for kind in L.NORM_KINDS for d in INPUT_SHAPES if (kind, d) not in EXPECTED]
@@ -33,7 +34,7 @@ IMPLS = {"bnbook": L, "torch": nn}
 
 def test_every_kind_and_spatial_dims_is_in_the_table():
     assert {k for k, _ in EXPECTED} | {k for k, _ in INVALID} == set(L.NORM_KINDS)
-    assert INVALID == [("instance", 0)]
+    assert INVALID == [("instance", 0), ("rms", 1), ("rms", 2), ("rms", 3)]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -58,6 +59,7 @@ def test_make_norm_builds_the_right_class(kind, spatial_dims, impl):
         ("layer", 2, {"eps": 1e-4, "affine": False}),
         ("group", 3, {"eps": 1e-2, "affine": False}),
         ("group", 0, {"dtype": torch.float64}),
+        ("rms", 0, {"eps": 1e-3, "elementwise_affine": False}),
     ],
 )
 def test_kwargs_pass_through(kind, spatial_dims, kwargs, impl):
@@ -106,7 +108,7 @@ def test_layer_after_a_convolution_is_layer_norm_over_channels_and_positions(spa
 
 
 def test_norm_prefix():
-    assert [L.norm_prefix(k) for k in L.NORM_KINDS] == ["bn", "ln", "in", "gn"]
+    assert [L.norm_prefix(k) for k in L.NORM_KINDS] == ["bn", "ln", "in", "gn", "rms"]
     with pytest.raises(ValueError, match=r"unknown kind 'weight'.*'batch'"):
         L.norm_prefix("weight")
 
@@ -137,6 +139,8 @@ def test_default_num_groups_runs_after_a_linear_layer():
         (lambda: L.make_norm("batch", 4, spatial_dims=True), TypeError, "spatial_dims"),
         (lambda: L.make_norm("batch", 0), ValueError, "num_features must be >= 1"),
         (lambda: L.make_norm("instance", 4), ValueError, r"kind='instance' needs a spatial axis"),
+        (lambda: L.make_norm("rms", 4, spatial_dims=2), ValueError, r"kind='rms'.*use it on \(N, \.\.\., C\) features"),
+        (lambda: L.make_norm("rms", 4, num_groups=2), ValueError, "num_groups is only used by kind='group'"),
         (lambda: L.make_norm("group", 6, num_groups=4), ValueError, r"num_groups=4 does not divide num_features=6"),
         (lambda: L.make_norm("group", 6, num_groups=0), ValueError, "num_groups must be >= 1"),
         (lambda: L.make_norm("layer", 6, num_groups=2), ValueError, r"num_groups is only used by kind='group'"),

@@ -86,10 +86,11 @@ def _check_batch_size(size: Sequence[int]) -> None:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {size}")
 
 
-def _check_normalized_shape(fn: str, input: Tensor, normalized_shape, separator: str = ", ") -> tuple[int, ...]:
+def _check_normalized_shape(fn: str, input: Tensor, normalized_shape) -> tuple[int, ...]:
     """Return ``normalized_shape`` as a tuple; it must be the trailing shape of ``input``.
 
-    ``separator`` reproduces PyTorch's wording: ``[*, 4]`` for layer_norm, ``[*4]`` for rms_norm.
+    ``fn`` is ``"layer_norm"`` or ``"rms_norm"``; their PyTorch messages differ slightly
+    (``[*, 4]`` and ``[*4]``, and rms_norm checks the number of dimensions first).
     """
     if isinstance(normalized_shape, int) or not isinstance(normalized_shape, Sequence):
         raise TypeError(
@@ -102,10 +103,13 @@ def _check_normalized_shape(fn: str, input: Tensor, normalized_shape, separator:
             "Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
             "least one element, but got normalized_shape = []"
         )
+    rms = fn == "rms_norm"
+    if rms and k > input.dim():
+        raise ShapeError(f"Input tensor must have at least {k} dimensions, but got {input.dim()}")
     if k > input.dim() or tuple(input.shape[-k:]) != normalized_shape:
         raise ShapeError(
             f"Given normalized_shape={list(normalized_shape)}, expected input with shape "
-            f"[*{separator}{', '.join(map(str, normalized_shape))}], but got input of size"
+            f"[*{'' if rms else ', '}{', '.join(map(str, normalized_shape))}], but got input of size"
             f"{list(input.shape)}"
         )
     return normalized_shape

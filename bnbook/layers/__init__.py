@@ -2,7 +2,8 @@
 
 Introduced in chapter 2, "Batch normalization from scratch"
 (``notebooks/02_batch_norm_from_scratch.ipynb``, ``BatchNorm1d/2d/3d``); its relatives
-``LayerNorm``, ``InstanceNorm1d/2d/3d`` and ``GroupNorm`` are the layers it is contrasted with.
+``LayerNorm``, ``InstanceNorm1d/2d/3d``, ``GroupNorm`` and ``RMSNorm`` are the layers it is
+contrasted with.
 Constructor arguments and defaults, parameter and buffer names, shapes and dtypes,
 ``state_dict`` keys, ``repr``, train/eval behaviour and the running statistics are those of
 ``torch.nn``, so a model can swap one for the other and load the other's checkpoints.
@@ -15,7 +16,7 @@ statistics are *buffers*: saved in the ``state_dict`` and moved by ``.to()``, ne
 any of them -- or its ``torch.nn`` twin -- by name; ``NORM_KINDS`` lists the names.
 
 Modules: ``_base`` (``_NormBase``, shared helpers), ``batchnorm``, ``instancenorm``,
-``layernorm`` (``LayerNorm``, ``GroupNorm``), ``registry``.  The base classes ``_NormBase``,
+``layernorm`` (``LayerNorm``, ``GroupNorm``, ``RMSNorm``), ``registry``.  The base classes ``_NormBase``,
 ``_BatchNorm`` and ``_InstanceNorm`` stay importable from here for subclasses.
 """
 
@@ -23,7 +24,7 @@ Modules: ``_base`` (``_NormBase``, shared helpers), ``batchnorm``, ``instancenor
 from bnbook.layers._base import _NormBase  # noqa: F401
 from bnbook.layers.batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d, _BatchNorm  # noqa: F401
 from bnbook.layers.instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, _InstanceNorm  # noqa: F401
-from bnbook.layers.layernorm import GroupNorm, LayerNorm
+from bnbook.layers.layernorm import GroupNorm, LayerNorm, RMSNorm
 from bnbook.layers.registry import NORM_KINDS, make_norm, norm_prefix
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "InstanceNorm2d",
     "InstanceNorm3d",
     "LayerNorm",
+    "RMSNorm",
     "make_norm",
     "norm_prefix",
 ]

@@ -12,13 +12,16 @@ batch     BatchNorm1d(C)      BatchNorm1d/2d/3d(C)           bn
 layer     LayerNorm(C)        GroupNorm(1, C)                ln
 instance  ValueError          InstanceNorm1d/2d/3d(C)        in
 group     GroupNorm(G, C)     GroupNorm(G, C)                gn
+rms       RMSNorm(C)          ValueError                     rms
 ========  ==================  =============================  ======
 
 ``layer`` after a convolution is ``GroupNorm(1, C)``: each sample is normalized over all of
 (C, *spatial), with a per-*channel* scale and shift, as Wu & He (2018) apply layer norm to
 conv nets (``LayerNorm((C, H, W))`` would learn one scale per position and fix the image size).
 ``instance`` needs a spatial axis: with none, each (sample, channel) is a single value.
-``group`` uses ``num_groups`` if given, else :func:`default_num_groups`.
+``group`` uses ``num_groups`` if given, else :func:`default_num_groups`.  ``rms``
+(Zhang & Sennrich 2019) normalizes the *last* axis of (N, ..., C) features, as in
+transformers; it has no channel-wise form for (N, C, *spatial) inputs here.
 
 The prefix (:func:`norm_prefix`) names the layers in :mod:`bnbook.models`: ``bn1``, ``ln2``, ...
 """
@@ -35,17 +38,17 @@ from bnbook._validate import check_choice, check_positive_int
 __all__ = ["NORM_KINDS", "default_num_groups", "make_norm", "norm_prefix"]
 
 #: Layer-name prefix of each kind, in the order of ``NORM_KINDS``.
-_PREFIXES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn"}
+_PREFIXES = {"batch": "bn", "layer": "ln", "instance": "in", "group": "gn", "rms": "rms"}
 #: The accepted values of ``kind``.
 NORM_KINDS = tuple(_PREFIXES)
 _SPATIAL_DIMS = (0, 1, 2, 3)
 
 
 def norm_prefix(kind: str) -> str:
-    """The layer-name prefix of ``kind``: ``bn``, ``ln``, ``in`` or ``gn``.
+    """The layer-name prefix of ``kind``: ``bn``, ``ln``, ``in``, ``gn`` or ``rms``.
 
     >>> [norm_prefix(k) for k in NORM_KINDS]
-    ['bn', 'ln', 'in', 'gn']
+    ['bn', 'ln', 'in', 'gn', 'rms']
     """
     return _PREFIXES[check_choice("kind", kind, NORM_KINDS)]
 
@@ -104,8 +107,8 @@ def make_norm(
     ------
     ValueError
         Unknown ``kind``, ``impl`` or ``spatial_dims``; ``kind="instance"`` with
-        ``spatial_dims=0``; ``num_groups`` not dividing ``num_features``, or given for another
-        kind.
+        ``spatial_dims=0``; ``kind="rms"`` with ``spatial_dims > 0``; ``num_groups`` not
+        dividing ``num_features``, or given for another kind.
 
     Examples
     --------
@@ -141,5 +144,13 @@ def make_norm(
             divisors = [d for d in range(1, c + 1) if c % d == 0]
             raise ValueError(f"num_groups={groups} does not divide num_features={c}; choose one of {divisors}")
         return lib.GroupNorm(groups, c, **kwargs)
+    if kind == "rms":
+        if spatial_dims > 0:
+            raise ValueError(
+                f"kind='rms' normalizes the last axis of (N, ..., C) features and has no channel-wise form for "
+                f"(N, C, *spatial) inputs (spatial_dims={spatial_dims}): use it on (N, ..., C) features "
+                "(spatial_dims=0, e.g. after nn.Linear), or 'layer' / 'group' after a convolution"
+            )
+        return lib.RMSNorm(c, **kwargs)
     # kind == "layer": over the features of (N, C), or over (C, *spatial) with per-channel affine
     return lib.LayerNorm(c, **kwargs) if spatial_dims == 0 else lib.GroupNorm(1, c, **kwargs)
