@@ -17,7 +17,10 @@ by pass: each round warms every variant up, then runs timed passes in which the 
 follow each other in a rotating order, each forward pass timed on its own; a round's time per
 variant is the median of its passes.  Speedup and share are computed per round (from times taken
 milliseconds apart) and reported as the median over rounds with the IQR.  PyTorch runs
-single-threaded by default (``BNBOOK_BENCH_THREADS=N`` to change it, ``0`` for PyTorch's default).
+single-threaded by default (``BNBOOK_BENCH_THREADS=N`` to change it, ``0`` for PyTorch's default),
+and a pass is then timed by the process's CPU time (``time.process_time``): on an idle machine the
+same as its wall time, on a shared one blind to the time spent waiting for a core (it still feels
+other processes through shared caches and memory bandwidth).  With several threads wall time is used.
 """
 
 from __future__ import annotations
@@ -76,12 +79,12 @@ def without_bn(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def round_times(nets: dict[str, nn.Module], x: torch.Tensor, warmup: int, steps: int, offset: int) -> dict:
+def round_times(nets: dict[str, nn.Module], x: torch.Tensor, warmup: int, steps: int, offset: int, clock) -> dict:
     """One round: median seconds per variant over ``steps`` passes, the variants alternating pass by pass.
 
-    Each pass runs every variant once, in a rotating order, each timed on its own: the three
-    times of a pass are taken milliseconds apart, so a slow phase of a shared machine hits all
-    of them alike.
+    Each pass runs every variant once, in a rotating order, each timed on its own with ``clock``:
+    the three times of a pass are taken milliseconds apart, so a slow phase of a shared machine
+    hits all of them alike.
     """
     times = {v: [] for v in nets}
     with torch.inference_mode():
@@ -91,9 +94,9 @@ def round_times(nets: dict[str, nn.Module], x: torch.Tensor, warmup: int, steps:
         for i in range(steps):
             k = (offset + i) % len(VARIANTS)
             for v in VARIANTS[k:] + VARIANTS[:k]:
-                start = time.perf_counter()
+                start = clock()
                 nets[v](x)
-                times[v].append(time.perf_counter() - start)
+                times[v].append(clock() - start)
     return {v: statistics.median(t) for v, t in times.items()}
 
 
@@ -104,7 +107,7 @@ def _quartiles(values: list[float]) -> tuple[float, float]:
     return q[0], q[2]
 
 
-def measure(name: str, batch: int, channels: int, size: int, warmup: int, steps: int, rounds: int) -> dict:
+def measure(name: str, batch: int, channels: int, size: int, warmup: int, steps: int, rounds: int, clock) -> dict:
     """Per-round times (s) of the three variants, and the per-round speedup and share."""
     original = build(name)
     folded, report = fold_batch_norm(original, return_report=True)
@@ -119,7 +122,7 @@ def measure(name: str, batch: int, channels: int, size: int, warmup: int, steps:
         raise RuntimeError(f"{name}: folded output differs from the original by {err:.2e} (relative)")
     per_round = {v: [] for v in VARIANTS}
     for r in range(rounds):
-        for v, t in round_times(nets, x, warmup, steps, offset=r).items():
+        for v, t in round_times(nets, x, warmup, steps, r, clock).items():
             per_round[v].append(t)
     t_o, t_f, t_n = (per_round[v] for v in VARIANTS)
     per_round["speedup"] = [o / f for o, f in zip(t_o, t_f)]
@@ -147,16 +150,19 @@ def run(quick: bool) -> list[dict]:
     rows = []
     try:
         threads = torch.get_num_threads()
+        # One thread: the process's CPU time, which ignores the time it waits for a core on a shared
+        # machine; several threads: wall time (CPU time would add up the threads' work).
+        clock, clock_name = (time.process_time, "CPU time") if threads == 1 else (time.perf_counter, "wall time")
         for name, batch, channels, size, warmup, steps in CONFIGS:
             if quick:  # a smoke test: small batch and images, few passes
                 batch, size, warmup, steps = min(batch, 16), min(size, 64), 1, 2
-            m = measure(name, batch, channels, size, warmup, steps, rounds)
+            m = measure(name, batch, channels, size, warmup, steps, rounds, clock)
             t_o, t_f, t_n = (_ms(m[v]) for v in VARIANTS)
             shares = [s for s in m["share"] if not math.isnan(s)]  # NaN: no measurable BN overhead
             setup = (
                 f"{name}, batch {batch}, {channels}x{size}x{size}, {m['num_bn']} BatchNorm folded; "
                 f"{rounds} interleaved rounds x ({warmup} warm-up + median of {steps} timed passes), "
-                f"{threads} torch thread(s)"
+                f"{threads} torch thread(s), {clock_name}"
             )
             lo, hi = _quartiles(m["speedup"])
             rows.append(

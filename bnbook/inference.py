@@ -278,7 +278,7 @@ def _fold(layer: nn.Module, bn: nn.Module) -> None:
     scale = gamma / torch.sqrt(var + bn.eps)  # (C,)
     bias = layer.bias.to(dtype) if layer.bias is not None else torch.zeros_like(mean)
     kernel = [1] * (w.dim() - 2)
-    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+    if isinstance(layer, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
         # weight (C_in, C/g, *k): output channel c = group * C/g + j lives at [group block, j]
         g = layer.groups
         w_new = w.to(dtype).reshape(g, w.shape[0] // g, *w.shape[1:]) * scale.reshape(g, 1, -1, *kernel)
