@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import pytest
@@ -15,6 +16,15 @@ from bnbook.inference import FoldReport, fold_batch_norm
 
 RTOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, layers.BatchNorm1d, layers.BatchNorm2d, layers.BatchNorm3d)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small CPU convolutions on a shared 2-core machine: one thread is fast, several spin and wait."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -108,7 +118,7 @@ def torchvision_model(request):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_torchvision_models(torchvision_model, dtype):
     name, model = torchvision_model
-    model = model.to(dtype)
+    model = copy.deepcopy(model).to(dtype)
     folded, report = fold_batch_norm(model, return_report=True)
     num_bn = {"resnet18": 20, "mobilenet_v2": 52}[name]
     assert count_bn(model) == len(report.folded) == num_bn and report.skipped == []
