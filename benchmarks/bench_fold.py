@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import statistics
 import time
 
 import torch
 from torch import nn
 
-from bnbook import layers, models
+from bnbook import layers, models, settings
 from bnbook.inference import fold_batch_norm
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, layers.BatchNorm1d, layers.BatchNorm2d, layers.BatchNorm3d)
@@ -133,10 +132,7 @@ def measure(name: str, batch: int, channels: int, size: int, warmup: int, steps:
 
 
 def _threads() -> int:
-    value = os.environ.get("BNBOOK_BENCH_THREADS", "1")
-    if not value.isdigit():
-        raise ValueError(f"BNBOOK_BENCH_THREADS must be an int >= 0, got {value!r}")
-    return int(value) or torch.get_num_threads()
+    return settings.bench_threads() or torch.get_num_threads()
 
 
 def _ms(values: list[float]) -> float:

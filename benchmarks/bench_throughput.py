@@ -18,14 +18,13 @@ that is stable and comparable across machines. The previous thread count is rest
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import torch
 from torch import nn
 
-from bnbook import models
+from bnbook import models, settings
 
 BATCH_SIZE = 256
 VARIANTS = {
@@ -92,10 +91,7 @@ def measure(rounds: int, warmup: int, steps: int) -> dict[str, list[float]]:
 
 
 def _threads() -> int:
-    value = os.environ.get("BNBOOK_BENCH_THREADS", "1")
-    if not value.isdigit():
-        raise ValueError(f"BNBOOK_BENCH_THREADS must be an int >= 0, got {value!r}")
-    return int(value) or torch.get_num_threads()
+    return settings.bench_threads() or torch.get_num_threads()
 
 
 def run(quick: bool) -> list[dict]:
