@@ -107,3 +107,9 @@ def test_the_import_check_catches_a_library_module_that_imports_a_chapter(tmp_pa
     probe.parent.mkdir()
     probe.write_text("from .chapters import preface\nimport bnbook.chapters.batch_norm_from_scratch\n")
     assert {"bnbook.chapters", "bnbook.chapters.batch_norm_from_scratch"} <= _imported(probe, tmp_path)
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "bnbook.settings"])
+def test_only_bnbook_settings_reads_the_environment(module):
+    text = _source(module).read_text()
+    assert "os.environ" not in text and "getenv" not in text, f"{module}: read BNBOOK_* through bnbook.settings"
