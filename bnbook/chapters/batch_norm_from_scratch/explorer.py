@@ -189,8 +189,9 @@ class Explorer:
         ax_a.set(xlabel="activation value", ylabel="density", xlim=(self.bins[0], self.bins[-1]))
         ax_a.legend(fontsize=8, loc="upper left")
         peak = ax_a.text(0.98, 0.97, "", transform=ax_a.transAxes, ha="right", va="top", fontsize=8, color="0.35")
+        boxed = {"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.9}
         blank = ax_a.text(0.5, 0.5, "", transform=ax_a.transAxes, ha="center", va="center", fontsize=9,
-                          color="tab:red")
+                          color="tab:red", bbox=boxed)
 
         t = np.arange(self.steps + 1)
         (rm,) = ax_m.plot(t, np.zeros(t.size), color="tab:blue", lw=1.3, label="running_mean")
@@ -207,7 +208,7 @@ class Explorer:
         L = _SCATTER_LIMIT
         ax_c.plot([-L, L], [-L, L], color="0.5", lw=1, ls="--")
         scat = ax_c.scatter(np.zeros(0), np.zeros(0), s=5, alpha=0.35, color="tab:purple", edgecolors="none")
-        note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red")
+        note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red", bbox=boxed)
         ax_c.set(xlim=(-L, L), ylim=(-L, L), xlabel="train-mode output (batch stats)",
                  ylabel="eval-mode output (running stats)")
         ax_c.set_aspect("equal")
