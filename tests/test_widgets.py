@@ -590,3 +590,32 @@ def test_only_the_live_module_imports_ipywidgets():
             if any(n.split(".")[0] == "ipywidgets" for n in names):
                 importers.append(path.name)
     assert importers == ["live.py"]
+
+
+def test_drawn_error_shows_the_figure_drawn_for_the_failing_setting():
+    """A plain error keeps the last good image; DrawnError shows the figure update() drew for the failure."""
+    from bnbook.widgets import DrawnError
+
+    def setup(fig):
+        ax = fig.subplots()
+        return {"text": ax.text(0.5, 0.5, "", ha="center")}
+
+    def update(state, x, drawn):
+        state["text"].set_text(f"x = {x}")
+        if x == 0:
+            try:
+                1 / x
+            except ZeroDivisionError as exc:
+                if drawn:
+                    state["text"].set_text("x = 0 has no reciprocal")
+                    raise DrawnError("x must be non-zero") from ValueError("x must be non-zero")
+                raise ValueError("x must be non-zero") from exc
+        return f"1/x = {1 / x}"
+
+    panel = Panel({"x": Slider("x", [0, 1, 2], 1), "drawn": Toggle("drawn", False)}, setup, update)
+    good = panel.render_png()
+    panel.set(x=1)
+    panel.set(x=0)
+    assert panel.error and panel.status == "ValueError: x must be non-zero" and panel._png == good
+    panel.set(drawn=True)
+    assert panel.error and panel.status == "ValueError: x must be non-zero" and panel._png != good

@@ -37,7 +37,6 @@ from bnbook.chapters.batch_norm_from_scratch.explorer import (
     MOMENTA,
     NO_TRAIN_OUTPUT,
     Explorer,
-    ExplorerPanel,
     make_panel,
 )
 from bnbook.chapters.batch_norm_from_scratch.running_stats import (
@@ -68,7 +67,6 @@ __all__ = [
     "batch_size_one_error",
     "NO_TRAIN_OUTPUT",
     "Explorer",
-    "ExplorerPanel",
     "make_panel",
     "mlp",
     "Recording",

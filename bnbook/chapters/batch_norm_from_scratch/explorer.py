@@ -15,9 +15,9 @@ order for every batch size, the histogram bins); running statistics are cached p
 ``(momentum, batch_size)`` (``eps`` does not change them), so a slider move costs a few
 vectorized tensor operations plus one redraw.  Batch size 1 in training mode shows
 PyTorch's own error (``Expected more than 1 value per channel when training``) in the panel,
-and a figure that matches it: empty axes saying that no training-mode output exists (a
-plain :class:`bnbook.widgets.Panel` would keep the previous image; :class:`ExplorerPanel`
-shows the figure ``update`` drew before raising).
+and a figure that matches it: empty axes saying that no training-mode output exists
+(``update`` draws them, then raises :class:`bnbook.widgets.DrawnError` from PyTorch's error, so
+the panel shows that figure rather than the previous image).
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from bnbook.chapters.batch_norm_from_scratch.running_stats import (
     running_average,
 )
 from bnbook.loaders import batch_indices
-from bnbook.widgets import Choice, Panel, Slider
+from bnbook.widgets import Choice, DrawnError, Panel, Slider
 
-__all__ = ["MOMENTA", "EPSILONS", "BATCH_SIZES", "MODES", "IMPLS", "NO_TRAIN_OUTPUT", "Explorer", "ExplorerPanel", "make_panel"]
+__all__ = ["MOMENTA", "EPSILONS", "BATCH_SIZES", "MODES", "IMPLS", "NO_TRAIN_OUTPUT", "Explorer", "make_panel"]
 
 #: Slider positions.  0.9 and 0.99 are what d2l's older code, cs231n and Keras call
 #: momentum; in PyTorch's convention they weight the *new* batch (see chapter 2).
@@ -243,21 +243,20 @@ class Explorer:
         state["scat"].set_offsets(np.zeros((0, 2)))
         state["note"].set_text(NO_TRAIN_OUTPUT)
         state["ax_c"].set_title("(c) train vs eval", fontsize="medium")
-        state["error_drawn"] = True
 
     def update(self, state: dict, momentum: float, eps: float, batch_size: int, mode: str) -> str:
         """Mutate the artists for new control values (the panel's ``update``); returns the status.
 
         At batch size 1 in train mode it draws the matching figure (no output in (a) and (c),
-        the untouched buffers in (b)), sets ``state["error_drawn"]`` and re-raises PyTorch's
-        ValueError, which the panel shows as the status.
+        the untouched buffers in (b)) and raises :class:`bnbook.widgets.DrawnError` from
+        PyTorch's ValueError, which the panel shows as the status beside that figure.
         """
-        state["error_drawn"] = False
         try:
             r = self.compute(momentum, eps, batch_size, mode)
-        except ValueError:
+        except ValueError as exc:
             if batch_size == 1 and mode == "train":
                 self._draw_no_train_output(state)
+                raise DrawnError(str(exc)) from exc
             raise
         state["blank"].set_text("")
         lo, hi = self.bins[0], self.bins[-1]
@@ -308,22 +307,6 @@ class Explorer:
         return status
 
 
-class ExplorerPanel(Panel):
-    """A :class:`bnbook.widgets.Panel` whose error frames show the figure ``update`` drew.
-
-    The library's panel keeps the last good image when ``update`` raises; the explorer's
-    ``update`` draws a figure that matches the failing setting (batch size 1 in train mode)
-    before raising, and this subclass shows that figure instead of a stale one, in the live
-    widget, in :meth:`set` and in the static frames.
-    """
-
-    def _render(self, values, *, small: bool = False):
-        frame = super()._render(values, small=small)
-        if frame.error and isinstance(self._state, dict) and self._state.pop("error_drawn", False):
-            frame.png = self._encode(small=small)
-        return frame
-
-
 def make_panel(
     quick: bool = True,
     *,
@@ -359,7 +342,7 @@ def make_panel(
 
     Returns
     -------
-    ExplorerPanel
+    bnbook.widgets.Panel
         A :class:`bnbook.widgets.Panel`; controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
     """
 
@@ -380,6 +363,6 @@ def make_panel(
         "mode": Choice("mode", MODES, "train"),
     }
     title = f"BatchNorm1d on real activations ({ex.source}), feature {ex.feature}"
-    panel = ExplorerPanel(controls, ex.setup, ex.update, figsize=(10, 3.3), dpi=80, title=title)
+    panel = Panel(controls, ex.setup, ex.update, figsize=(10, 3.3), dpi=80, title=title)
     panel.explorer = ex  # for tests and curious readers
     return panel
