@@ -2,8 +2,8 @@
 
 For every live panel of every chapter (``notebooks/*.ipynb``, run with Run > Run All Cells
 in a private JupyterLab; kernels in BNBOOK_QUICK=1 mode so that the chapters run in about
-2 minutes), every control is moved ``n`` times as a reader would (slider: End and Home alternately
-on its focused handle; dropdown: the next option; checkbox: a click).  Latency is
+2 minutes), every control is moved ``n`` times as a reader would (slider: End and ArrowLeft
+alternately on its focused handle: its last two values; dropdown: the next option; checkbox: a click).  Latency is
 measured in the page, from the input event's ``timeStamp`` to the MutationObserver callback
 that sees the panel image's new ``src`` (``tests/lab_driver.py: timed_move``), so it holds
 the browser, the websocket, the kernel's redraw and the new blob image, but no Playwright
@@ -92,10 +92,11 @@ def run(quick: bool) -> list[dict]:
                 for index in lab.panel_cells(state):
                     panel = lab.panel_locator(page, index)
                     for control in lab.panel_controls(panel):
-                        lab.timed_move(panel, control, 0)  # warm-up
+                        key = (lambda i: "End" if i % 2 == 0 else "ArrowLeft") if control["kind"] == "slider" else None
+                        lab.timed_move(panel, control, 0, key=key and key(0))  # warm-up
                         ms, missed = [], 0
                         for step in range(1, n + 1):
-                            _, t = lab.timed_move(panel, control, step)
+                            _, t = lab.timed_move(panel, control, step, timeout=10, key=key and key(step))
                             if t is None:
                                 missed += 1
                             else:

@@ -311,8 +311,9 @@ def is_figure_cell(cell: dict, stored_mimes: set[str] | None = None) -> bool:
     defines one), or its stored outputs (``stored_mimes``) hold an image or a widget view.
     """
     calls = _FIGURE_CALL
-    lines = [l for l in cell["source"].splitlines() if not l.lstrip().startswith(("def ", "#", "from ", "import "))]
-    if any(calls.search(l) for l in lines):
+    skip = ("def ", "#", "from ", "import ")
+    lines = [line for line in cell["source"].splitlines() if not line.lstrip().startswith(skip)]
+    if any(calls.search(line) for line in lines):
         return True
     return bool(stored_mimes and stored_mimes & {*IMAGE_MIMES, WIDGET_MIME})
 
@@ -376,19 +377,19 @@ def image_src(panel) -> str:
     return panel.locator(".widget-image, .jupyter-widgets img").first.get_attribute("src") or ""
 
 
-def move_control(panel, control: dict, step: int = 0) -> str:
+def move_control(panel, control: dict, step: int = 0, key: str | None = None) -> str:
     """Move ``control`` as a reader would; return what was done (e.g. ``"End"``).
 
     Slider: focus its handle and press End, then (``step`` odd) Home: the far ends, as the
     smallest step may change nothing visible (eps = 1e-5 -> 1e-3 beside a variance of 2);
     a slider that starts at its right end goes Home first.  Dropdown: select the next
     option.  Checkbox: click.  ``control`` is an entry of :func:`panel_controls` (taken
-    before the first move).
+    before the first move).  ``key`` presses that key on a slider instead.
     """
     el = panel.locator(f"[data-bnbook-lab='{control['k']}']")
     if control["kind"] == "slider":
         keys = ("End", "Home") if control["now"] < control["max"] else ("Home", "End")
-        key = keys[step % 2]
+        key = key or keys[step % 2]
         h = el.locator(".noUi-handle")
         h.focus()
         h.press(key)
@@ -401,6 +402,21 @@ def move_control(panel, control: dict, step: int = 0) -> str:
         return f"select {new!r}"
     el.locator("input[type=checkbox]").click()
     return "click"
+
+
+ERROR_RGB = "rgb(176, 0, 32)"  # bnbook.widgets._ERROR_COLOR, as the browser reports it
+
+
+def panel_error(panel) -> str | None:
+    """The panel's status line when it reports an error (red text; the image is kept), else None."""
+    return panel.evaluate(
+        """(root, rgb) => {
+            const bad = Array.from(root.querySelectorAll('.widget-html-content span'))
+                .find(s => getComputedStyle(s).color === rgb);
+            return bad ? bad.textContent : null;
+        }""",
+        ERROR_RGB,
+    )
 
 
 def reset_panel(panel) -> str:
@@ -427,7 +443,9 @@ _ARM_JS = """root => {
 }"""
 
 
-def timed_move(panel, control: dict | None, step: int = 0, timeout: float = 30.0) -> tuple[str, float | None]:
+def timed_move(
+    panel, control: dict | None, step: int = 0, timeout: float = 30.0, key: str | None = None
+) -> tuple[str, float | None]:
     """Move ``control`` (None: click Reset) and wait for a new image ``src``; return ``(action, latency in ms)``.
 
     The latency is measured in the page: from the input event (keydown / pointerdown /
@@ -436,7 +454,7 @@ def timed_move(panel, control: dict | None, step: int = 0, timeout: float = 30.0
     latency is None when no new image arrived within ``timeout`` seconds.
     """
     panel.evaluate(_ARM_JS)
-    action = reset_panel(panel) if control is None else move_control(panel, control, step)
+    action = reset_panel(panel) if control is None else move_control(panel, control, step, key)
     try:
         panel.page.wait_for_function(
             "root => root.__bnbook.t1 !== null", arg=panel.element_handle(), timeout=timeout * 1000, polling=20
