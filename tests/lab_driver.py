@@ -26,9 +26,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ (also imported from benchmarks/)
+from notebook_cells import WIDGET_MIME, makes_figure  # noqa: E402
+
+sys.path.pop(0)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 IMAGE_MIMES = ("image/png", "image/svg+xml", "image/jpeg")
 
 # JupyterLab user settings for the private server: render every cell (no windowing, so the
@@ -301,19 +305,10 @@ def run_all_cells(page, timeout: float = 600.0) -> dict:
         page.wait_for_timeout(250)
 
 
-_FIGURE_CALL = re.compile(r"(?<![\w.])(show|Figure)\(|\bplot_\w*\(")
-
-
 def is_figure_cell(cell: dict, stored_mimes: set[str] | None = None) -> bool:
-    """Whether a code cell must show a figure.
-
-    Its source calls ``show(``, ``Figure(`` or a ``plot_*(`` function (not just imports or
-    defines one), or its stored outputs (``stored_mimes``) hold an image or a widget view.
-    """
-    calls = _FIGURE_CALL
-    skip = ("def ", "#", "from ", "import ")
-    lines = [line for line in cell["source"].splitlines() if not line.lstrip().startswith(skip)]
-    if any(calls.search(line) for line in lines):
+    """Whether a code cell must show a figure: :func:`notebook_cells.makes_figure` says so from its
+    source, or its stored outputs (``stored_mimes``) hold an image or a widget view."""
+    if makes_figure({"source": cell["source"]}):
         return True
     return bool(stored_mimes and stored_mimes & {*IMAGE_MIMES, WIDGET_MIME})
 
