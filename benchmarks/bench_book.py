@@ -68,7 +68,7 @@ def build(out: Path, *, quick: bool) -> float:
 def page_size(html: Path) -> tuple[int, int]:
     """``(bytes of the HTML, bytes of the HTML plus the _images/ files it links)``."""
     text = html.read_text(errors="replace")
-    images = {m for m in re.findall(r'src="([^"]*_images/[^"]+)"', text)}
+    images = set(re.findall(r'src="([^"]*_images/[^"]+)"', text))
     extra = sum((html.parent / src).resolve().stat().st_size for src in images if (html.parent / src).exists())
     size = html.stat().st_size
     return size, size + extra

@@ -135,6 +135,11 @@ def _threads() -> int:
     return settings.bench_threads() or torch.get_num_threads()
 
 
+def _share(t_orig: float, t_folded: float, t_no_bn: float) -> float:
+    """Percent of BN's overhead (t_orig - t_no_bn) that folding removes (NaN if there is none)."""
+    return 100 * (t_orig - t_folded) / (t_orig - t_no_bn) if t_orig != t_no_bn else float("nan")
+
+
 def _ms(values: list[float]) -> float:
     return 1e3 * statistics.median(values)
 
@@ -184,7 +189,7 @@ def run(quick: bool) -> list[dict]:
                     "spread": f"IQR {lo:.0f}-{hi:.0f}",
                     "notes": (
                         f"target >= 90 %; BN overhead (t_orig - t_noBN) = {100 * (t_o - t_n) / t_o:.1f} % of t_orig; "
-                        f"from the median times: {100 * (t_o - t_f) / (t_o - t_n) if t_o != t_n else float('nan'):.0f} %; "
+                        f"from the median times: {_share(t_o, t_f, t_n):.0f} %; "
                         f"folded vs original max relative error {m['max_rel_error']:.1e}"
                     ),
                     "rounds": [None if math.isnan(s) else 100 * s for s in m["share"]],  # None: no measurable overhead

@@ -76,7 +76,7 @@ def machine_info() -> dict:
     import torch
 
     info = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -118,8 +118,13 @@ def table(rows: list[dict]) -> str:
     """A plain-text table of the rows (name, value with unit, spread), then the notes."""
     head = ("benchmark", "name", "value", "unit", "spread")
     body = [
-        (r.get("bench", ""), r["name"], format_value(r["value"]), str(r["unit"]),
-         "-" if r["spread"] is None else str(r["spread"]))
+        (
+            r.get("bench", ""),
+            r["name"],
+            format_value(r["value"]),
+            str(r["unit"]),
+            "-" if r["spread"] is None else str(r["spread"]),
+        )
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -137,8 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, noisier numbers)")
     parser.add_argument("--only", metavar="SUBSTR", help="run only benchmarks whose file name contains SUBSTR")
-    parser.add_argument("--skip", metavar="SUBSTR", action="append", default=[],
-                        help="skip benchmarks whose file name contains SUBSTR (repeatable), e.g. --skip book")
+    parser.add_argument(
+        "--skip",
+        metavar="SUBSTR",
+        action="append",
+        default=[],
+        help="skip benchmarks whose file name contains SUBSTR (repeatable), e.g. --skip book",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results file (JSON)")
     args = parser.parse_args(argv)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-
 from lab_driver import (
     NOTEBOOKS,
     WIDGET_MIME,

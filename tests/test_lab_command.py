@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from lab_driver import NOTEBOOKS, ROOT, free_port, jupyter_env, port_is_free
 
 # arguments (as the shell passes them) that would switch authentication off or open the server to other hosts

@@ -61,8 +61,6 @@ def test_the_library_never_imports_the_chapters(module):
     assert bad == [], f"{module} imports {bad}: the library must not depend on a chapter"
 
 
-
-
 @pytest.mark.parametrize("module", MODULES)
 def test_modules_are_small(module):
     lines = len(_source(module).read_text().splitlines())

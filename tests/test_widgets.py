@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-
 import doctest
 import html as html_lib
 import io
@@ -333,8 +332,14 @@ def test_other_layouts_and_transparent_figures(layout):
         fig.patch.set_alpha(0.0)
         return fig.add_subplot()
 
-    panel = Panel({"a": Toggle("a", True)}, setup, lambda ax, a: ax.set_title(str(a)) and None,
-                  figsize=FIGSIZE, dpi=DPI, layout=layout)
+    panel = Panel(
+        {"a": Toggle("a", True)},
+        setup,
+        lambda ax, a: ax.set_title(str(a)) and None,
+        figsize=FIGSIZE,
+        dpi=DPI,
+        layout=layout,
+    )
     png = panel.render_png(a=False)
     with Image.open(io.BytesIO(png)) as im:
         assert im.mode == "RGBA"
@@ -410,8 +415,7 @@ def test_static_error_frames_keep_the_image_and_are_escaped():
             raise ValueError("bad </script><script>alert(1)</script> value")
         ax.set_title("same")  # a=0 and a=1 draw the same picture: stored once
 
-    panel = Panel({"a": Slider("a", [0, 1, 2], 0)}, lambda fig: fig.add_subplot(), update,
-                  figsize=FIGSIZE, dpi=DPI)
+    panel = Panel({"a": Slider("a", [0, 1, 2], 0)}, lambda fig: fig.add_subplot(), update, figsize=FIGSIZE, dpi=DPI)
     html = panel.static_html()
     data = static_data(html)
     assert len(data["images"]) == 1
@@ -496,7 +500,7 @@ def test_measure_latency_returns_sane_numbers_and_restores_values():
     assert 0 <= stats["iqr_ms"] <= stats["max_ms"]
     assert len(calls) == 1 + 1 + 8 + 1  # set, warm-up, n timed changes, restore
     assert panel.values["slope"] == 8 and panel._control_widgets["slope"].value == 8
-    assert len({c for c in calls[2:-1]}) > 1, "the changes must actually vary"
+    assert len(set(calls[2:-1])) > 1, "the changes must actually vary"
     with pytest.raises(ValueError, match="n must be"):
         measure_latency(panel, n=0)
     with pytest.raises(TypeError, match="Panel"):

@@ -9,7 +9,6 @@ panel (``notebooks/00_preface.ipynb``).
 from __future__ import annotations
 
 import base64
-
 import inspect
 import io
 import keyword
