@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ._validate import check_choice, check_positive_int
+from .plots import plot_history
 
 __all__ = ["History", "seed_everything", "select_device", "evaluate_accuracy", "train"]
 
@@ -247,8 +248,6 @@ class _LivePlot:
         import io
 
         from IPython.display import Image, display
-
-        from .plots import plot_history
 
         fig = plot_history(history)
         buf = io.BytesIO()

