@@ -1,4 +1,4 @@
-"""Tests for bnbook.covariate_shift: noisy BN against BN, the runner, the landscape, the panel."""
+"""Tests for bnbook.chapters.internal_covariate_shift (chapter 1): noisy BN against BN, the runner, the landscape, the panel."""
 
 from __future__ import annotations
 
