@@ -28,7 +28,7 @@ from bnbook.chapters.batch_norm_in_practice.mlp import (
     make_mlp,
     train_net,
 )
-from bnbook.chapters.batch_norm_in_practice.population import recompute_bn_stats
+from bnbook.chapters.batch_norm_in_practice.population import ema_vs_recomputed, recompute_bn_stats
 from bnbook.chapters.batch_norm_in_practice.replicas import LAYERS, compare, make_batches, reference, run_replicas
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "init_",
     "train_net",
     "recompute_bn_stats",
+    "ema_vs_recomputed",
     "LAYERS",
     "compare",
     "make_batches",

@@ -76,6 +76,7 @@ def make_mlp(
     activation: str = "relu",
     dropout: float = 0.0,
     bias: bool = True,
+    bn_momentum: Optional[float] = 0.1,
     impl: str = "torch",
 ) -> nn.Sequential:
     """``flatten``, ``depth`` hidden blocks ``fc{i}`` + activation ``act{i}`` (+ ``bn{i}``, ``drop{i}``), ``fc{depth+1}``.
@@ -83,6 +84,7 @@ def make_mlp(
     ``bn="before"``: ``fc - bn - act`` (Ioffe & Szegedy 2015); ``"after"``: ``fc - act - bn``;
     ``"none"``: no BN.  ``dropout > 0`` adds ``nn.Dropout`` after each block.  ``bias=False``
     drops the bias of the linear layers that feed a BN layer directly (``bn="before"``).
+    ``bn_momentum`` is every BN layer's ``momentum`` (None: cumulative average).
     """
     in_features = check_positive_int("in_features", in_features)
     num_classes = check_positive_int("num_classes", num_classes)
@@ -98,10 +100,10 @@ def make_mlp(
     for i in range(1, depth + 1):
         layers[f"fc{i}"] = nn.Linear(fan_in, width, bias=bias or bn != "before")
         if bn == "before":
-            layers[f"bn{i}"] = lib.BatchNorm1d(width)
+            layers[f"bn{i}"] = lib.BatchNorm1d(width, momentum=bn_momentum)
         layers[f"act{i}"] = act()
         if bn == "after":
-            layers[f"bn{i}"] = lib.BatchNorm1d(width)
+            layers[f"bn{i}"] = lib.BatchNorm1d(width, momentum=bn_momentum)
         if dropout > 0:
             layers[f"drop{i}"] = nn.Dropout(dropout)
         fan_in = width
@@ -163,6 +165,7 @@ class MLPRun:
     hist: dict = field(default_factory=dict)  # {layer name: (num_hist_steps, bins) counts}
     hist_steps: tuple = ()
     edges: Optional[np.ndarray] = None  # (bins + 1,) bin edges of the histograms (log10 |x|)
+    net: Optional[nn.Module] = field(default=None, repr=False)  # the trained network
 
     @property
     def diverged(self) -> bool:
@@ -182,6 +185,7 @@ def fit_mlp(
     init_std: Optional[float] = None,
     dropout: float = 0.0,
     activation: str = "relu",
+    bn_momentum: Optional[float] = 0.1,
     **train_kwargs,
 ) -> MLPRun:
     """Build ``make_mlp(..., bn=bn)`` (weights ``N(0, init_std^2)``, or torch's init if None) and :func:`train_net` it.
@@ -190,9 +194,10 @@ def fit_mlp(
     the run's ``config`` records every argument.
     """
     net = make_mlp(data.num_features, data.num_classes, depth=depth, width=width, bn=bn,
-                   activation=activation, dropout=dropout)  # fmt: skip
+                   activation=activation, dropout=dropout, bn_momentum=bn_momentum)  # fmt: skip
     run = train_net(net, data, init=init_std, **train_kwargs)
-    run.config.update(bn=bn, depth=depth, width=width, init_std=init_std, dropout=dropout, activation=activation)
+    run.config.update(bn=bn, depth=depth, width=width, init_std=init_std, dropout=dropout, activation=activation,
+                      bn_momentum=bn_momentum)  # fmt: skip
     return run
 
 
@@ -231,7 +236,7 @@ def train_net(
         Steps (0 = before training) at which to record histograms of ``log10 |x|`` of the
         input of every child module named ``act*``, on the first 500 training examples.
     hist_edges : array, optional
-        Bin edges for those histograms (default 52 bins over [-10, 3]).
+        Bin edges for those histograms (default 44 bins over [-18, 4]).
     max_loss : float
         A mini-batch loss above this (or not finite) counts as diverged and stops the run.
 
@@ -249,7 +254,7 @@ def train_net(
     max_loss = check_real("max_loss", max_loss, low=0.0, low_open=True)
     config = dict(lr=lr, steps=steps, batch_size=batch_size, seed=seed, init=init, optimizer=optimizer,
                   weight_decay=weight_decay)  # fmt: skip
-    edges = np.linspace(-10, 3, 53) if hist_edges is None else np.asarray(hist_edges, dtype=float)
+    edges = np.linspace(-18, 4, 45) if hist_edges is None else np.asarray(hist_edges, dtype=float)
     with num_threads(1):
         init_(net, init, torch.Generator().manual_seed(seed))
         opt_cls = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
@@ -285,7 +290,7 @@ def train_net(
         test_acc = accuracy(net, data.X_test, data.y_test)
     hist = {k: np.array(v) for k, v in hist.items()}
     return MLPRun(config, losses[:done], train_acc, test_acc, diverged_at, hist,
-                  tuple(s for s in hist_steps if s <= done), edges if hist_steps else None)  # fmt: skip
+                  tuple(s for s in hist_steps if s <= done), edges if hist_steps else None, net)  # fmt: skip
 
 
 @torch.no_grad()

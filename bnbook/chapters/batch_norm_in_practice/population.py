@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
+import copy
+
 import torch
 from torch import nn
 
 from bnbook._validate import check_positive_int
 from bnbook.chapters.batch_norm_in_practice.freeze import batch_norm_layers
 
-__all__ = ["recompute_bn_stats"]
+__all__ = ["recompute_bn_stats", "ema_vs_recomputed"]
 
 
 class _Moments:
@@ -107,3 +109,16 @@ def recompute_bn_stats(model: nn.Module, batches: Iterable, *, num_batches: Opti
         m.running_mean.copy_(mom.mean.to(m.running_mean.dtype))
         m.running_var.copy_((mom.m2 / max(mom.n - 1, 1)).to(m.running_var.dtype))
     return model
+
+
+def ema_vs_recomputed(model: nn.Module, batches: Iterable, X_test: torch.Tensor, y_test: torch.Tensor) -> tuple:
+    """Eval-mode test accuracy with the running (EMA) statistics, and after :func:`recompute_bn_stats`.
+
+    ``batches`` (inputs only or ``(X, y)`` tuples) supply the statistics; they need no labels.
+    ``model`` itself is not changed (a deep copy is recomputed).  Returns ``(acc_ema, acc_recomputed)``.
+    """
+    from bnbook.chapters.batch_norm_in_practice.mlp import accuracy
+
+    acc_ema = accuracy(model, X_test, y_test)
+    fresh = recompute_bn_stats(copy.deepcopy(model), batches)
+    return acc_ema, accuracy(fresh, X_test, y_test)

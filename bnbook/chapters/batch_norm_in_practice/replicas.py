@@ -102,6 +102,11 @@ def _worker(rank: int, world_size: int, port: int, configs: list, kinds: tuple, 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     try:
+        torch_error = None
+        try:  # torch's own SyncBatchNorm, inside a real process group, on CPU tensors
+            nn.SyncBatchNorm(3)(torch.randn(4, 3, 2, 2))
+        except (ValueError, RuntimeError) as e:
+            torch_error = f"{type(e).__name__}: {e}"
         results = []
         for batches in configs:
             sizes = batches["sizes"]
@@ -112,7 +117,7 @@ def _worker(rank: int, world_size: int, port: int, configs: list, kinds: tuple, 
                 layer = _make_layer(kind, batches["X"][0].shape[1], momentum, batches["X"][0].dtype)
                 per_kind[kind] = _run(layer, batches, rows, _all_reduce_grads)
             results.append(per_kind)
-        torch.save(results, os.path.join(outdir, f"rank{rank}.pt"))
+        torch.save(dict(results=results, torch_error=torch_error), os.path.join(outdir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -125,12 +130,14 @@ def free_port() -> int:
 
 
 def run_replicas(configs: Sequence[dict], kinds: Sequence[str] = ("BatchNorm2d",), *,
-                 momentum: float = 0.1) -> list[list[dict]]:  # fmt: skip
+                 momentum: float = 0.1) -> tuple[list[list[dict]], str | None]:  # fmt: skip
     """Run every config (all with the same number of ranks) in ``len(sizes)`` spawned processes.
 
-    Returns ``results[config][rank][kind]``: a dict with the first step's ``out``,
-    ``grad_input``, ``grad_weight``, ``grad_bias`` (after the all-reduce), the final
-    ``running_mean``/``running_var`` and ``eval_out``, for that rank's rows.
+    Returns ``(results, torch_error)``.  ``results[config][rank][kind]`` is a dict with the first
+    step's ``out``, ``grad_input``, ``grad_weight``, ``grad_bias`` (after the all-reduce), the
+    final ``running_mean``/``running_var`` and ``eval_out``, for that rank's rows.
+    ``torch_error`` is what ``torch.nn.SyncBatchNorm`` raised on CPU tensors in rank 0 (None if
+    it ran).
     """
     configs = list(configs)
     if not configs:
@@ -143,7 +150,8 @@ def run_replicas(configs: Sequence[dict], kinds: Sequence[str] = ("BatchNorm2d",
         mp.spawn(_worker, args=(world_size, free_port(), configs, kinds, momentum, outdir), nprocs=world_size,
                  join=True, start_method="spawn")  # fmt: skip
         per_rank = [torch.load(os.path.join(outdir, f"rank{r}.pt")) for r in range(world_size)]
-    return [[per_rank[r][i] for r in range(world_size)] for i in range(len(configs))]
+    results = [[per_rank[r]["results"][i] for r in range(world_size)] for i in range(len(configs))]
+    return results, per_rank[0]["torch_error"]
 
 
 def compare(ranks: list[dict], ref: dict) -> dict[str, float]:
