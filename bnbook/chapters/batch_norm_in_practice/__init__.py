@@ -16,7 +16,9 @@ References: Ioffe & Szegedy (2015) https://arxiv.org/abs/1502.03167 ;
 Wu & Johnson (2021) https://arxiv.org/abs/2105.07576 .
 """
 
+from bnbook.chapters.batch_norm_in_practice import figures, ledger
 from bnbook.chapters.batch_norm_in_practice.freeze import FrozenBatchNorm, batch_norm_layers, freeze_batch_norm
+from bnbook.chapters.batch_norm_in_practice.ledger import combine, ledger_markdown, mean_std, verdict
 from bnbook.chapters.batch_norm_in_practice.mlp import (
     POSITIONS,
     MLPRun,
@@ -32,6 +34,12 @@ from bnbook.chapters.batch_norm_in_practice.population import ema_vs_recomputed,
 from bnbook.chapters.batch_norm_in_practice.replicas import LAYERS, compare, make_batches, reference, run_replicas
 
 __all__ = [
+    "figures",
+    "ledger",
+    "combine",
+    "ledger_markdown",
+    "mean_std",
+    "verdict",
     "FrozenBatchNorm",
     "batch_norm_layers",
     "freeze_batch_norm",

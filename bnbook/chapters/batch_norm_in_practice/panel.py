@@ -75,7 +75,7 @@ def make_panel(
     Parameters
     ----------
     quick : bool
-        60 steps per run (200 otherwise, Saito's 20 epochs of 1000 examples) and 3 learning rates.
+        30 steps per run (200 otherwise: Saito's 20 epochs of 1000 examples).
     data : Tensors, optional
         Default :func:`load_small`.
     runs : dict, optional
@@ -84,8 +84,8 @@ def make_panel(
         Slider values (log-spaced).
     steps, seed : int
     """
-    steps = (60 if quick else 200) if steps is None else check_positive_int("steps", steps)
-    lrs = (0.01, 0.1, 1.0) if lrs is None and quick else (0.001, 0.01, 0.1, 1.0) if lrs is None else lrs
+    steps = (30 if quick else 200) if steps is None else check_positive_int("steps", steps)
+    lrs = (0.01, 0.1, 1.0) if lrs is None else lrs
     lrs = tuple(check_real("lrs entry", v, low=0.0, low_open=True) for v in lrs)
     init_scales = tuple(check_real("init_scales entry", v, low=0.0, low_open=True) for v in init_scales)
     if not lrs or not init_scales:

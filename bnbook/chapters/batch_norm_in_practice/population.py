@@ -6,7 +6,7 @@ average (EMA) of batch statistics computed with *older* weights.  :func:`recompu
 replaces them, with the final weights fixed, by the exact mean and variance of each BN layer's
 input over a pass of the data, merged across batches with Chan et al.'s (1979) pairwise formula
 (no raw sum of squares).  ``torch.optim.swa_utils.update_bn`` does the same job differently: it
-averages the per-batch (unbiased) variances, which leaves out the variance of the batch means.
+averages the per-batch means and unbiased variances, every batch with the same weight.
 """
 
 from __future__ import annotations
