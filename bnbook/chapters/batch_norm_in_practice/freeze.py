@@ -64,7 +64,7 @@ class FrozenBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(num_features))
 
     @classmethod
-    def from_batch_norm(cls, bn: nn.Module, *, train_affine: bool = False) -> "FrozenBatchNorm":
+    def from_batch_norm(cls, bn: nn.Module, *, train_affine: bool = False) -> FrozenBatchNorm:
         """A frozen copy of ``bn``'s statistics, gamma and beta (same dtype and device)."""
         if not _is_batch_norm(bn):
             raise TypeError(f"bn must be a batch norm layer, got {type(bn).__name__}")
@@ -86,9 +86,7 @@ class FrozenBatchNorm(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         if input.dim() < 2 or input.shape[1] != self.num_features:
-            raise ShapeError(
-                f"expected input (N, C={self.num_features}, *), got shape {list(input.shape)}"
-            )
+            raise ShapeError(f"expected input (N, C={self.num_features}, *), got shape {list(input.shape)}")
         return nn.functional.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                                         training=False, eps=self.eps)  # fmt: skip
 

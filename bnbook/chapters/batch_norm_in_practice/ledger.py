@@ -10,7 +10,7 @@ a claim tested under several conditions that disagree *depends*.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

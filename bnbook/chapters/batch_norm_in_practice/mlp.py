@@ -47,7 +47,7 @@ class Tensors:
     def num_classes(self) -> int:
         return int(torch.cat([self.y_train, self.y_test]).max()) + 1
 
-    def head(self, n_train: Optional[int] = None, n_test: Optional[int] = None) -> "Tensors":
+    def head(self, n_train: Optional[int] = None, n_test: Optional[int] = None) -> Tensors:
         """The first ``n_train`` training and ``n_test`` test examples (all if None)."""
         return Tensors(self.X_train[:n_train], self.y_train[:n_train], self.X_test[:n_test],
                        self.y_test[:n_test], self.name)  # fmt: skip
@@ -79,7 +79,7 @@ def make_mlp(
     bn_momentum: Optional[float] = 0.1,
     impl: str = "torch",
 ) -> nn.Sequential:
-    """``flatten``, ``depth`` hidden blocks ``fc{i}`` + activation ``act{i}`` (+ ``bn{i}``, ``drop{i}``), ``fc{depth+1}``.
+    """``flatten``, ``depth`` blocks ``fc{i}`` + ``act{i}`` (+ ``bn{i}``, ``drop{i}``), then ``fc{depth+1}``.
 
     ``bn="before"``: ``fc - bn - act`` (Ioffe & Szegedy 2015); ``"after"``: ``fc - act - bn``;
     ``"none"``: no BN.  ``dropout > 0`` adds ``nn.Dropout`` after each block.  ``bias=False``
@@ -193,8 +193,9 @@ def fit_mlp(
     ``train_kwargs`` go to :func:`train_net` (``lr``, ``steps``, ``batch_size``, ``seed``, ...);
     the run's ``config`` records every argument.
     """
-    net = make_mlp(data.num_features, data.num_classes, depth=depth, width=width, bn=bn,
-                   activation=activation, dropout=dropout, bn_momentum=bn_momentum)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):  # construction draws torch's default init; train_net redraws it
+        net = make_mlp(data.num_features, data.num_classes, depth=depth, width=width, bn=bn,
+                       activation=activation, dropout=dropout, bn_momentum=bn_momentum)  # fmt: skip
     run = train_net(net, data, init=init_std, **train_kwargs)
     run.config.update(bn=bn, depth=depth, width=width, init_std=init_std, dropout=dropout, activation=activation,
                       bn_momentum=bn_momentum)  # fmt: skip

@@ -8,7 +8,8 @@ BN before each ReLU, and records per-layer histograms; :func:`make_panel` draws 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 from matplotlib.ticker import NullLocator
@@ -116,13 +117,14 @@ def make_panel(
         ax_l.text(2, np.log(10) * 1.15, "chance: ln 10", fontsize=8, color="0.4")
         zeros = np.zeros(edges.size - 1)
         stairs = []
-        for i, name in enumerate(layers):
+        for i in range(len(layers)):
             c = _COLORS[i % len(_COLORS)]
             stairs.append(ax_h.stairs(zeros, edges, color=c, lw=1.4))
             ax_h.text(0.97, 0.93 - 0.075 * i, f"layer {i + 1}", color=c, fontsize=8, ha="right",
                       transform=ax_h.transAxes)  # fmt: skip
+        ticks = np.arange(np.ceil(edges[0]), edges[-1] + 1, 4)
         ax_h.set(xlim=(edges[0], edges[-1]), xlabel="log10 |input of ReLU| after training",
-                 ylabel="fraction of values per bin", xticks=np.arange(np.ceil(edges[0]), edges[-1] + 1, 4))  # fmt: skip
+                 ylabel="fraction of values per bin", xticks=ticks)  # fmt: skip
         for ax in (ax_l, ax_h):
             ax.grid(alpha=0.3)
         return dict(ax_l=ax_l, ax_h=ax_h, lines=lines, stairs=stairs)
@@ -151,7 +153,9 @@ def make_panel(
                for n in layers]  # fmt: skip
         text = f"{label}: train accuracy {run.train_acc:.2f}, test accuracy {run.test_acc:.2f}"
         if run.diverged:
-            text = f"Diverged at step {run.diverged_at} (loss not finite or > 1e3); histograms from step {step}. " + text
+            text = (
+                f"Diverged at step {run.diverged_at} (loss not finite or > 1e3); histograms from step {step}. " + text
+            )
         return text + f"; typical |x| in layer 1 vs {len(layers)}: {med[0]:.1e} vs {med[-1]:.1e}"
 
     fmt = "{:.2g}"
@@ -160,5 +164,11 @@ def make_panel(
         "init_scale": Slider("init std", init_scales, init_scales[len(init_scales) // 2], fmt=fmt),
         "bn": Toggle("batch norm", True),
     }
-    return Panel(controls, setup, update, figsize=(10, 3.4), dpi=80,
-                 title=f"Saito's 5x100 ReLU MLP, {steps} SGD steps on {data.name}")
+    return Panel(
+        controls,
+        setup,
+        update,
+        figsize=(10, 3.4),
+        dpi=80,
+        title=f"Saito's 5x100 ReLU MLP, {steps} SGD steps on {data.name}",
+    )

@@ -11,9 +11,9 @@ averages the per-batch means and unbiased variances, every batch with the same w
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
-
 import copy
+from collections.abc import Iterable
+from typing import Optional
 
 import torch
 from torch import nn

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
