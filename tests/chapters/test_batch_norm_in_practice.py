@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from bnbook import distributed, layers
+from bnbook import layers
 from bnbook.chapters import batch_norm_in_practice as ch
 from bnbook.chapters.batch_norm_in_practice import panel as ch_panel
 from bnbook.widgets import Panel
@@ -205,7 +205,7 @@ def test_freeze_batch_norm_train_affine_and_torchvision():
 
 
 def test_freeze_finds_bnbook_and_sync_layers():
-    net = nn.Sequential(layers.BatchNorm1d(3), distributed.SyncBatchNorm(3), nn.LazyBatchNorm1d())
+    net = nn.Sequential(layers.BatchNorm1d(3), layers.SyncBatchNorm(3), nn.LazyBatchNorm1d())
     assert list(ch.batch_norm_layers(net)) == ["0", "1", "2"]
 
 

@@ -25,9 +25,9 @@ def _is_batch_norm(m: nn.Module) -> bool:
     """torch.nn's BatchNorm1d/2d/3d (SyncBatchNorm and the Lazy ones included) and bnbook's twins."""
     if isinstance(m, _BatchNorm):
         return True
-    from bnbook import distributed, layers  # the from-scratch twins share no base class with torch.nn's
+    from bnbook import layers  # the from-scratch twins share no base class with torch.nn's
 
-    twins = (layers.BatchNorm1d, layers.BatchNorm2d, layers.BatchNorm3d, distributed.SyncBatchNorm)
+    twins = (layers.BatchNorm1d, layers.BatchNorm2d, layers.BatchNorm3d, layers.SyncBatchNorm)
     return isinstance(m, twins)
 
 

@@ -27,7 +27,7 @@ from bnbook._validate import check_choice, check_positive_int
 
 __all__ = ["LAYERS", "make_batches", "reference", "run_replicas", "compare", "free_port"]
 
-#: Layers the workers can run: torch.nn's BatchNorm2d (per replica) or bnbook.distributed.SyncBatchNorm.
+#: Layers the workers can run: torch.nn's BatchNorm2d (per replica) or bnbook.layers.SyncBatchNorm.
 LAYERS = ("BatchNorm2d", "SyncBatchNorm")
 _KEYS = ("out", "grad_input", "grad_weight", "grad_bias", "running_mean", "running_var", "eval_out")
 
@@ -79,7 +79,7 @@ def reference(batches: dict, *, momentum: float = 0.1) -> dict:
 
 def _make_layer(kind: str, num_features: int, momentum: float, dtype: torch.dtype) -> nn.Module:
     if kind == "SyncBatchNorm":
-        from bnbook.distributed import SyncBatchNorm
+        from bnbook.layers import SyncBatchNorm
 
         layer = SyncBatchNorm(num_features, momentum=momentum)
     else:
