@@ -347,6 +347,7 @@ def test_make_batches_reference_and_compare():
         ch.make_batches((2, 0))
 
 
+@pytest.mark.slow
 def test_run_replicas_sync_equals_one_batch_norm():
     """Two gloo processes: SyncBatchNorm equals one BatchNorm on the whole batch, a per-rank BN does not."""
     cfg = ch.make_batches((3, 6), seed=2)
@@ -357,6 +358,15 @@ def test_run_replicas_sync_equals_one_batch_norm():
     plain = ch.compare([r["BatchNorm2d"] for r in ranks], ref)
     assert max(sync.values()) < 1e-10
     assert plain["out"] > 1e-2 and plain["running_var"] > 1e-3 and plain["grad_bias"] < 1e-10
+
+
+def test_free_port_can_be_bound():
+    import socket
+
+    port = ch.replicas.free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # still free
+    assert 1024 <= port <= 65535
 
 
 def test_run_replicas_bad_input():
@@ -394,6 +404,13 @@ def test_init_scale_run_uses_the_cache(panel_and_runs):
     run = ch_panel.init_scale_run(data, init_std=1e-3, bn=True, lr=0.01, steps=12, runs=runs)
     assert run is runs[0.01, 1e-3, True, 0, 12]
     assert run.config["depth"] == 5 and run.config["batch_size"] == 100
+
+
+def test_load_small():
+    small = ch_panel.load_small("digits", n_train=50)
+    assert small.X_train.shape == (50, 64) and small.name == "digits" and len(small.X_test) == 360
+    with pytest.raises(ValueError):
+        ch_panel.load_small("digits", n_train=0)
 
 
 def test_grid_scales_are_saitos():

@@ -16,7 +16,7 @@ References: Ioffe & Szegedy (2015) https://arxiv.org/abs/1502.03167 ;
 Wu & Johnson (2021) https://arxiv.org/abs/2105.07576 .
 """
 
-from bnbook.chapters.batch_norm_in_practice import figures, ledger
+from bnbook.chapters.batch_norm_in_practice import figures, ledger, replicas
 from bnbook.chapters.batch_norm_in_practice.freeze import FrozenBatchNorm, batch_norm_layers, freeze_batch_norm
 from bnbook.chapters.batch_norm_in_practice.ledger import combine, ledger_markdown, mean_std, verdict
 from bnbook.chapters.batch_norm_in_practice.mlp import (
@@ -36,6 +36,7 @@ from bnbook.chapters.batch_norm_in_practice.replicas import LAYERS, compare, mak
 __all__ = [
     "figures",
     "ledger",
+    "replicas",
     "combine",
     "ledger_markdown",
     "mean_std",
