@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import statistics
 import time
 
 import torch
 from torch import nn
 
-from bnbook import layers, models
+from bnbook import layers, models, settings
 from bnbook.inference import fold_batch_norm
 
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, layers.BatchNorm1d, layers.BatchNorm2d, layers.BatchNorm3d)
@@ -133,10 +132,12 @@ def measure(name: str, batch: int, channels: int, size: int, warmup: int, steps:
 
 
 def _threads() -> int:
-    value = os.environ.get("BNBOOK_BENCH_THREADS", "1")
-    if not value.isdigit():
-        raise ValueError(f"BNBOOK_BENCH_THREADS must be an int >= 0, got {value!r}")
-    return int(value) or torch.get_num_threads()
+    return settings.bench_threads() or torch.get_num_threads()
+
+
+def _share(t_orig: float, t_folded: float, t_no_bn: float) -> float:
+    """Percent of BN's overhead (t_orig - t_no_bn) that folding removes (NaN if there is none)."""
+    return 100 * (t_orig - t_folded) / (t_orig - t_no_bn) if t_orig != t_no_bn else float("nan")
 
 
 def _ms(values: list[float]) -> float:
@@ -188,7 +189,7 @@ def run(quick: bool) -> list[dict]:
                     "spread": f"IQR {lo:.0f}-{hi:.0f}",
                     "notes": (
                         f"target >= 90 %; BN overhead (t_orig - t_noBN) = {100 * (t_o - t_n) / t_o:.1f} % of t_orig; "
-                        f"from the median times: {100 * (t_o - t_f) / (t_o - t_n) if t_o != t_n else float('nan'):.0f} %; "
+                        f"from the median times: {_share(t_o, t_f, t_n):.0f} %; "
                         f"folded vs original max relative error {m['max_rel_error']:.1e}"
                     ),
                     "rounds": [None if math.isnan(s) else 100 * s for s in m["share"]],  # None: no measurable overhead

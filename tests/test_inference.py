@@ -163,11 +163,11 @@ def test_original_untouched():
     torch.manual_seed(0)
     model = randomize_bn(lenet_like(nn)).train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    params = [p for p in model.parameters()]
+    params = list(model.parameters())
     folded = fold_batch_norm(model)
     assert all(m.training for m in model.modules())
     assert not any(m.training for m in folded.modules())
-    assert [p for p in model.parameters()] == params and model[4].bias is None and count_bn(model) == 3
+    assert list(model.parameters()) == params and model[4].bias is None and count_bn(model) == 3
     for k, v in model.state_dict().items():
         assert torch.equal(v, state[k]), k
     assert all(p is not q for p, q in zip(model.parameters(), folded.parameters()))
