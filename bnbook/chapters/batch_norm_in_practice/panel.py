@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 from matplotlib.ticker import NullLocator
 
+from bnbook import data as bnbook_data
 from bnbook._validate import check_positive_int, check_real
 from bnbook.chapters.batch_norm_in_practice.mlp import MLPRun, Tensors, as_tensors, fit_mlp
 from bnbook.widgets import Panel, Slider, Toggle
@@ -31,9 +32,7 @@ _COLORS = ("#440154", "#3b528b", "#21918c", "#5ec962", "#c8a800")
 
 def load_small(name: str = "auto", n_train: int = 1000) -> Tensors:
     """The first ``n_train`` training images (Saito uses 1000) and the whole test set, flattened."""
-    from bnbook.data import load
-
-    return as_tensors(load(name)).head(check_positive_int("n_train", n_train))
+    return as_tensors(bnbook_data.load(name)).head(check_positive_int("n_train", n_train))
 
 
 def init_scale_run(data: Tensors, *, init_std: float, bn: bool, lr: float = 0.01, steps: int = 200,
