@@ -311,9 +311,11 @@ def test_panel_renders_every_value_of_every_control(panel):
                 continue
             png = panel.render_png(**{name: v})
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    for corner in [dict(momentum=0.0, eps=1e-10, batch_size=2, mode="eval"),
-                   dict(momentum=1.0, eps=1.0, batch_size=256, mode="train"),
-                   dict(momentum=1.0, eps=1e-10, batch_size=1, mode="eval")]:
+    for corner in [
+        dict(momentum=0.0, eps=1e-10, batch_size=2, mode="eval"),
+        dict(momentum=1.0, eps=1.0, batch_size=256, mode="train"),
+        dict(momentum=1.0, eps=1e-10, batch_size=1, mode="eval"),
+    ]:
         assert panel.render_png(**corner)[:4] == b"\x89PNG"
 
 
@@ -354,8 +356,12 @@ def test_static_html_frames(explorer):
     """The book's kernel-free frames: the batch-size-1 frame carries PyTorch's message."""
     from bnbook.widgets import Choice, Slider
 
-    controls = {"momentum": Slider("momentum", [0.1], 0.1), "eps": Slider("eps", [1e-5], 1e-5),
-                "batch_size": Slider("batch size", [1, 32], 32), "mode": Choice("mode", be.MODES, "train")}
+    controls = {
+        "momentum": Slider("momentum", [0.1], 0.1),
+        "eps": Slider("eps", [1e-5], 1e-5),
+        "batch_size": Slider("batch size", [1, 32], 32),
+        "mode": Choice("mode", be.MODES, "train"),
+    }
     html = Panel(controls, explorer.setup, explorer.update).static_html()
     assert html.count('type="range"') == 3 and "<select" in html
     assert PYTORCH_B1 in html and "initial 0 and 1" in html
@@ -420,16 +426,13 @@ def test_record_activations_matches_autograd_and_removes_hooks():
     np.testing.assert_allclose(rec.values["act1"], h.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(rec.grads["act1"], h.grad.numpy(), rtol=1e-5, atol=1e-8)
     assert all(not m._forward_hooks for m in net.modules())  # hooks removed on exit
-    with pytest.raises(RuntimeError):
-        with be.record_activations(net, ["act2"]):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), be.record_activations(net, ["act2"]):
+        raise RuntimeError("boom")
     assert all(not m._forward_hooks for m in net.modules())  # also after an exception
-    with pytest.raises(ValueError, match="no submodule"):
-        with be.record_activations(net, ["act9"]):
-            pass
-    with pytest.raises(TypeError, match="nn.Module"):
-        with be.record_activations(lambda x: x):
-            pass
+    with pytest.raises(ValueError, match="no submodule"), be.record_activations(net, ["act9"]):
+        pass
+    with pytest.raises(TypeError, match="nn.Module"), be.record_activations(lambda x: x):
+        pass
 
 
 def test_update_ratios_and_saturation():
@@ -458,8 +461,9 @@ def diag_results():
     X, y = _diag_data()
     return {
         (act, norm): [
-            be.run_diagnostics(act, norm, X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8,
-                               seed=s, record_at=(0, -1))
+            be.run_diagnostics(
+                act, norm, X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8, seed=s, record_at=(0, -1)
+            )
             for s in (0, 1)
         ]
         for act in ("sigmoid", "relu")
@@ -482,8 +486,9 @@ def test_run_diagnostics_records_what_it_says(diag_results):
     with be.record_activations(net, ["act2"]) as rec:
         nn.functional.cross_entropy(net(X[rows]), y[rows]).backward()
     np.testing.assert_allclose(r.snapshots[0].grads["act2"], rec.grads["act2"], rtol=1e-5, atol=1e-9)
-    again = be.run_diagnostics("relu", "batch", X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8,
-                               seed=0, record_at=(0, -1))
+    again = be.run_diagnostics(
+        "relu", "batch", X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8, seed=0, record_at=(0, -1)
+    )
     np.testing.assert_array_equal(again.log10_ratio, r.log10_ratio)  # reproducible
     state = torch.get_rng_state()
     be.run_diagnostics("sigmoid", None, X, y, X, y, steps=2, batch_size=16, depth=1, hidden=4)

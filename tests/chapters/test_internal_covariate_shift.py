@@ -1,4 +1,4 @@
-"""Tests for bnbook.chapters.internal_covariate_shift (chapter 1): noisy BN against BN, the runner, the landscape, the panel."""
+"""Tests for bnbook.chapters.internal_covariate_shift (chapter 1): noisy BN, the runner, the panel."""
 
 from __future__ import annotations
 
@@ -195,8 +195,18 @@ def check_run(run: cs.ShiftRun, num_steps: int, num_layers: int = 3) -> None:
 
 @pytest.mark.parametrize("norm", cs.NORMS)
 def test_run_experiment_is_well_formed(digits, norm):
-    run = cs.run_experiment(digits, norm=norm, lr=0.5, num_steps=24, record_every=8, record_steps=[3],
-                            landscape_every=12, etas=(0.5, 1.0), probe_size=100, bins=20)
+    run = cs.run_experiment(
+        digits,
+        norm=norm,
+        lr=0.5,
+        num_steps=24,
+        record_every=8,
+        record_steps=[3],
+        landscape_every=12,
+        etas=(0.5, 1.0),
+        probe_size=100,
+        bins=20,
+    )
     check_run(run, 24)
     assert run.steps.tolist() == [0, 3, 8, 16, 24]
     assert run.config["norm"] == norm and run.dataset == "digits" and run.seconds > 0
@@ -239,8 +249,9 @@ def test_generic_dataset_gives_the_same_run(digits):
 
 
 def test_divergence_is_reported_not_raised(digits):
-    run = cs.run_experiment(digits, norm="none", lr=50.0, init_scale=4.0, num_steps=200, record_every=100,
-                            probe_size=50)
+    run = cs.run_experiment(
+        digits, norm="none", lr=50.0, init_scale=4.0, num_steps=200, record_every=100, probe_size=50
+    )
     assert run.diverged and 10 <= run.diverged_at < 200
     assert run.steps[-1] == run.diverged_at  # the blown-up state is recorded
     check_run(run, 200)
@@ -248,8 +259,9 @@ def test_divergence_is_reported_not_raised(digits):
 
 
 def test_nan_loss_is_divergence(digits):
-    run = cs.run_experiment(digits, norm="none", lr=1e38, init_scale=4.0, num_steps=50, record_every=25,
-                            probe_size=50, max_loss=1e300)
+    run = cs.run_experiment(
+        digits, norm="none", lr=1e38, init_scale=4.0, num_steps=50, record_every=25, probe_size=50, max_loss=1e300
+    )
     assert run.diverged and run.diverged_at <= 50
     check_run(run, 50)
 
@@ -350,8 +362,11 @@ def test_load_data_keeps_torchvision_data_in_memory(monkeypatch, digits):
     """A dataset that decodes examples one by one (torchvision's MNIST) is read once into tensors."""
     import bnbook.data
 
-    plain = bnbook.data.Loaders(DataLoader(PlainDataset(digits[0].dataset), batch_size=60),
-                                DataLoader(PlainDataset(digits[1].dataset), batch_size=60), digits.info)
+    plain = bnbook.data.Loaders(
+        DataLoader(PlainDataset(digits[0].dataset), batch_size=60),
+        DataLoader(PlainDataset(digits[1].dataset), batch_size=60),
+        digits.info,
+    )
     monkeypatch.setattr(bnbook.data, "load", lambda name, **kw: plain)
     loaders = cs.load_data("mnist", batch_size=60)
     assert loaders.info is digits.info and loaders[0].batch_size == 60
@@ -440,8 +455,13 @@ def test_percentile_drift_start_excludes_a_plateau():
 
 
 def _landscape(steps, loss0, loss, grad_change, beta):
-    return {"steps": np.asarray(steps), "loss0": np.asarray(loss0, float), "loss": np.asarray(loss, float),
-            "grad_change": np.asarray(grad_change, float), "beta": np.asarray(beta, float)}
+    return {
+        "steps": np.asarray(steps),
+        "loss0": np.asarray(loss0, float),
+        "loss": np.asarray(loss, float),
+        "grad_change": np.asarray(grad_change, float),
+        "beta": np.asarray(beta, float),
+    }
 
 
 def test_loss_variation_includes_eta_zero():
@@ -451,8 +471,9 @@ def test_loss_variation_includes_eta_zero():
 
 def test_compare_landscapes_counts_where_b_is_higher():
     a = _landscape([0, 1, 2, 3], [1, 1, 1, 1], [[2], [2], [2], [2]], [[1], [1], [1], [1]], [[1], [1], [1], [1]])
-    b = _landscape([0, 1, 2, 3], [1, 1, 1, 1], [[1.5], [1.5], [1.5], [3]], [[0.5], [0.5], [2], [2]],
-                   [[2], [2], [2], [0.5]])
+    b = _landscape(
+        [0, 1, 2, 3], [1, 1, 1, 1], [[1.5], [1.5], [1.5], [3]], [[0.5], [0.5], [2], [2]], [[2], [2], [2], [0.5]]
+    )
     c = cs.compare_landscapes(a, b)
     assert c["loss_variation"]["factor"] == pytest.approx(0.5) and c["loss_variation"]["b_higher"] == 0.25
     assert c["grad_change"]["factor"] == pytest.approx(1.25) and c["grad_change"]["b_higher"] == 0.5
@@ -491,8 +512,9 @@ def test_split_validation_holds_out_the_last_training_examples(digits):
 
 
 def test_select_lr_scores_on_validation_data_and_skips_divergent_rates(digits, monkeypatch):
-    sweep = cs.select_lr(digits, [0.5, 1e4], norm="none", init_scale=4.0, num_steps=40, record_every=20,
-                         probe_size=20, val_size=300)
+    sweep = cs.select_lr(
+        digits, [0.5, 1e4], norm="none", init_scale=4.0, num_steps=40, record_every=20, probe_size=20, val_size=300
+    )
     assert sweep.lr == 0.5 and sweep.score[1] == 0.0  # lr 1e4 blows up
     assert sweep.lrs.tolist() == [0.5, 1e4] and sweep.final.shape == (2,)
     assert "<-" in sweep.table().splitlines()[0]

@@ -82,8 +82,13 @@ def _default_activations(quick: bool, dataset: str, _env: Optional[str], seed: i
     X = torch.cat([xb for xb, _ in loaders.train_iter])  # (N, C, H, W)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = lenet("batch", impl="torch", in_channels=info.in_channels,
-                    num_classes=info.num_classes, image_size=info.image_size)
+        net = lenet(
+            "batch",
+            impl="torch",
+            in_channels=info.in_channels,
+            num_classes=info.num_classes,
+            image_size=info.image_size,
+        )
     acts = pre_bn_activations(net, X, "fc1", training=True)
     return acts, f"fc1 of an untrained LeNet, {X.shape[0]} {info.name} training images"
 
@@ -94,5 +99,3 @@ def pick_feature(x: torch.Tensor) -> int:
     mean, std = x.mean(dim=0), x.std(dim=0)  # (D,)
     score = mean.abs() / std.clamp_min(1e-12)
     return int(score.argmax())
-
-

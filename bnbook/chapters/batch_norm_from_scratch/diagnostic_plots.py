@@ -7,7 +7,7 @@ never call ``plt.show()``.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -135,7 +135,7 @@ def summarize(results: Mapping[tuple, Sequence[DiagnosticRun]]) -> list[str]:
         if not runs["plain"] or not runs["bn"] or len(runs["plain"]) != len(runs["bn"]):
             raise ValueError(f"summarize needs as many runs with as without BN for {act!r}")
 
-        def per_run(f):
+        def per_run(f, runs=runs):
             return {k: [f(r) for r in rs] for k, rs in runs.items()}
 
         decay = per_run(lambda r: float(np.log10(r.grad_std(0)[0] / r.grad_std(0)[-1])))

@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections import OrderedDict
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Optional
 
 import numpy as np
 import torch

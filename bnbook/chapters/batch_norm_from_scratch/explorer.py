@@ -139,8 +139,10 @@ class Explorer:
         key = (momentum, batch_size)
         if key not in self._cache:
             mean, var = self.batch_stats(batch_size)
-            self._cache[key] = (running_average(mean, momentum, 0.0)[:, 0].numpy(),
-                                running_average(var, momentum, 1.0)[:, 0].numpy())
+            self._cache[key] = (
+                running_average(mean, momentum, 0.0)[:, 0].numpy(),
+                running_average(var, momentum, 1.0)[:, 0].numpy(),
+            )
         return self._cache[key]
 
     def compute(self, momentum: float, eps: float, batch_size: int, mode: str) -> dict:
@@ -169,8 +171,14 @@ class Explorer:
             y_train = normalize_in_batches(xk, batch_size, eps)[:, 0].numpy()  # (M,)
         y_eval = normalize_with(xk, means[-1], variances[-1], eps, impl=self.impl)[:, 0].numpy()  # (M,)
         gap = None if y_train is None else float(np.sqrt(np.mean((y_train - y_eval) ** 2)))
-        return {"means": means, "vars": variances, "y_train": y_train, "y_eval": y_eval, "gap": gap,
-                "post": y_train if mode == "train" else y_eval}
+        return {
+            "means": means,
+            "vars": variances,
+            "y_train": y_train,
+            "y_eval": y_eval,
+            "gap": gap,
+            "post": y_train if mode == "train" else y_eval,
+        }
 
     # -- drawing ---------------------------------------------------------------------
     def setup(self, fig) -> dict:
@@ -185,13 +193,14 @@ class Explorer:
         ax_a.stairs(self.pre_hist, self.bins, fill=True, color="0.6", alpha=0.6, label="before BN")
         post = ax_a.stairs(zeros, self.bins, fill=False, color="tab:orange", lw=1.8, label="after BN")
         z = np.linspace(-4, 4, 161)
-        ax_a.plot(z, np.exp(-z**2 / 2) / np.sqrt(2 * np.pi), ":", color="k", lw=1, label="N(0, 1)")
+        ax_a.plot(z, np.exp(-(z**2) / 2) / np.sqrt(2 * np.pi), ":", color="k", lw=1, label="N(0, 1)")
         ax_a.set(xlabel="activation value", ylabel="density", xlim=(self.bins[0], self.bins[-1]))
         ax_a.legend(fontsize=8, loc="upper left")
         peak = ax_a.text(0.98, 0.97, "", transform=ax_a.transAxes, ha="right", va="top", fontsize=8, color="0.35")
         boxed = {"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.9}
-        blank = ax_a.text(0.5, 0.5, "", transform=ax_a.transAxes, ha="center", va="center", fontsize=9,
-                          color="tab:red", bbox=boxed)
+        blank = ax_a.text(
+            0.5, 0.5, "", transform=ax_a.transAxes, ha="center", va="center", fontsize=9, color="tab:red", bbox=boxed
+        )
 
         t = np.arange(self.steps + 1)
         (rm,) = ax_m.plot(t, np.zeros(t.size), color="tab:blue", lw=1.3, label="running_mean")
@@ -209,22 +218,41 @@ class Explorer:
         ax_c.plot([-L, L], [-L, L], color="0.5", lw=1, ls="--")
         scat = ax_c.scatter(np.zeros(0), np.zeros(0), s=5, alpha=0.35, color="tab:purple", edgecolors="none")
         note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red", bbox=boxed)
-        ax_c.set(xlim=(-L, L), ylim=(-L, L), xlabel="train-mode output (batch stats)",
-                 ylabel="eval-mode output (running stats)")
+        ax_c.set(
+            xlim=(-L, L),
+            ylim=(-L, L),
+            xlabel="train-mode output (batch stats)",
+            ylabel="eval-mode output (running stats)",
+        )
         ax_c.set_aspect("equal")
 
         # Tick computation and text layout dominate the redraw: freeze the ticks of every axis
         # whose limits never change and keep the others to a few ticks (no minor log ticks).
-        ax_a.xaxis.set_major_locator(ticker.FixedLocator(ticker.MaxNLocator(6, integer=True).tick_values(*self.bins[[0, -1]])))
-        ax_v.xaxis.set_major_locator(ticker.FixedLocator(ticker.MaxNLocator(5, integer=True).tick_values(0, self.steps)))
+        ax_a.xaxis.set_major_locator(
+            ticker.FixedLocator(ticker.MaxNLocator(6, integer=True).tick_values(*self.bins[[0, -1]]))
+        )
+        ax_v.xaxis.set_major_locator(
+            ticker.FixedLocator(ticker.MaxNLocator(5, integer=True).tick_values(0, self.steps))
+        )
         for axis in (ax_c.xaxis, ax_c.yaxis):
             axis.set_major_locator(ticker.FixedLocator([-4, -2, 0, 2, 4]))
         for axis in (ax_a.yaxis, ax_m.yaxis):
             axis.set_major_locator(ticker.MaxNLocator(4))
         ax_v.yaxis.set_major_locator(ticker.LogLocator(numticks=4))
         ax_v.yaxis.set_minor_locator(ticker.NullLocator())
-        return {"ax_a": ax_a, "ax_m": ax_m, "ax_v": ax_v, "ax_c": ax_c, "post": post, "peak": peak,
-                "blank": blank, "rm": rm, "rv": rv, "scat": scat, "note": note}
+        return {
+            "ax_a": ax_a,
+            "ax_m": ax_m,
+            "ax_v": ax_v,
+            "ax_c": ax_c,
+            "post": post,
+            "peak": peak,
+            "blank": blank,
+            "rm": rm,
+            "rv": rv,
+            "scat": scat,
+            "note": note,
+        }
 
     def _draw_no_train_output(self, state: dict) -> None:
         """Batch size 1, train mode: empty (a) and (c) saying why, buffers at 0 and 1 in (b)."""
@@ -284,17 +312,21 @@ class Explorer:
             state["note"].set_text("no train-mode output\nat batch size 1")
             state["ax_c"].set_title("(c) train vs eval", fontsize="medium")
         else:
-            pts = np.clip(np.column_stack([r["y_train"], r["y_eval"]])[: _SCATTER_POINTS], -L, L)
+            pts = np.clip(np.column_stack([r["y_train"], r["y_eval"]])[:_SCATTER_POINTS], -L, L)
             state["scat"].set_offsets(pts)
             state["note"].set_text("")
             state["ax_c"].set_title(f"(c) train vs eval: RMS gap {r['gap']:.2f}", fontsize="medium")
 
         rm, rv = float(r["means"][-1]), float(r["vars"][-1])
-        status = (f"after {self.steps} steps: running_mean {rm:.3g} (population {self.pop_mean:.3g}), "
-                  f"running_var {rv:.3g} (population {self.pop_var:.3g}). ")
+        status = (
+            f"after {self.steps} steps: running_mean {rm:.3g} (population {self.pop_mean:.3g}), "
+            f"running_var {rv:.3g} (population {self.pop_var:.3g}). "
+        )
         if batch_size == 1:
-            status += ("Batch size 1: every training step raises PyTorch's 'Expected more than 1 value per "
-                       "channel when training', so the buffers keep their initial 0 and 1.")
+            status += (
+                "Batch size 1: every training step raises PyTorch's 'Expected more than 1 value per "
+                "channel when training', so the buffers keep their initial 0 and 1."
+            )
         elif mode == "train":
             status += f"Train mode: each batch of {batch_size} is normalized with its own mean and variance."
         else:
@@ -302,8 +334,10 @@ class Explorer:
         if momentum == 0:
             status += " Momentum 0: the running statistics never move."
         elif momentum >= 0.9:
-            status += (f" Momentum {momentum:g} keeps {1 - momentum:.0%} of the old estimate: 0.9/0.99 ported "
-                       "from Keras/cs231n/old d2l code, where momentum weights the OLD value.")
+            status += (
+                f" Momentum {momentum:g} keeps {1 - momentum:.0%} of the old estimate: 0.9/0.99 ported "
+                "from Keras/cs231n/old d2l code, where momentum weights the OLD value."
+            )
         return status
 
 
@@ -343,7 +377,8 @@ def make_panel(
     Returns
     -------
     bnbook.widgets.Panel
-        A :class:`bnbook.widgets.Panel`; controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
+        A :class:`bnbook.widgets.Panel`; controls ``momentum``, ``eps``, ``batch_size`` (sliders) and
+        ``mode`` (train/eval).
     """
 
     if activations is None:
@@ -351,15 +386,17 @@ def make_panel(
         source = source or default_source
     if steps is None:
         steps = 150 if quick else 300
-    ex = Explorer(activations, feature=feature, steps=steps, impl=impl, seed=seed,
-                  source=source or "pre-BN activations")
+    ex = Explorer(
+        activations, feature=feature, steps=steps, impl=impl, seed=seed, source=source or "pre-BN activations"
+    )
     sizes = ex.batch_sizes
     default_b = 32 if 32 in sizes else sizes[-1]
     controls = {
         "momentum": Slider("momentum", MOMENTA, 0.1, static_values=(0.0, 0.1, 0.9, 1.0)),
         "eps": Slider("eps", EPSILONS, 1e-5, static_values=(1e-5, 1e-1)),
-        "batch_size": Slider("batch size", sizes, default_b,
-                             static_values=tuple(b for b in sizes if b in (1, 4, 256, default_b))),
+        "batch_size": Slider(
+            "batch size", sizes, default_b, static_values=tuple(b for b in sizes if b in (1, 4, 256, default_b))
+        ),
         "mode": Choice("mode", MODES, "train"),
     }
     title = f"BatchNorm1d on real activations ({ex.source}), feature {ex.feature}"

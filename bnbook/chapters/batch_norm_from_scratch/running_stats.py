@@ -34,7 +34,9 @@ __all__ = [
 ]
 
 
-def make_layer(num_features: int, momentum: Optional[float] = 0.1, eps: float = 1e-5, *, impl: str = "bnbook") -> nn.Module:
+def make_layer(
+    num_features: int, momentum: Optional[float] = 0.1, eps: float = 1e-5, *, impl: str = "bnbook"
+) -> nn.Module:
     """A fresh ``BatchNorm1d(num_features, eps, momentum)`` from :mod:`bnbook.layers` or ``torch.nn``."""
     return layers_module(impl).BatchNorm1d(num_features, eps=eps, momentum=momentum)
 
@@ -126,7 +128,9 @@ def normalize_in_batches(x: torch.Tensor, batch_size: int, eps: float = 1e-5) ->
     return ((xb - mean) / torch.sqrt(var + eps)).reshape(k * batch_size, d)  # (k*B, D)
 
 
-def normalize_with(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float = 1e-5, *, impl: str = "bnbook") -> torch.Tensor:
+def normalize_with(
+    x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float = 1e-5, *, impl: str = "bnbook"
+) -> torch.Tensor:
     """Eval-mode BN output (weight 1, bias 0): ``(x - mean) / sqrt(var + eps)``, shape (N, D)."""
     x = check_2d("x", x)
     eps = check_eps(eps)
@@ -144,6 +148,6 @@ def batch_size_one_error(num_features: int, *, impl: str = "bnbook") -> str:
             layer.train()(torch.zeros(1, num_features))
     except (ValueError, RuntimeError) as exc:
         return str(exc)
-    raise AssertionError(f"{type(layer).__module__}.BatchNorm1d accepted a batch of one in training mode")  # pragma: no cover
-
-
+    raise AssertionError(
+        f"{type(layer).__module__}.BatchNorm1d accepted a batch of one in training mode"
+    )  # pragma: no cover

@@ -64,8 +64,10 @@ def load_data(name: Optional[str] = None, *, batch_size: int = 60):
             loaders = datasets.load("digits", batch_size=batch_size, resize=28)
             what = "scikit-learn 8x8 digits upsampled to 28x28"
         info = loaders.info
-        print(f"load_data: {e.reason}; using {info.name}: {info.num_train} + {info.num_test} "
-              f"{what} instead. Set BNBOOK_DATA to choose.")
+        print(
+            f"load_data: {e.reason}; using {info.name}: {info.num_train} + {info.num_test} "
+            f"{what} instead. Set BNBOOK_DATA to choose."
+        )
     train_ds, test_ds = (in_memory(it.dataset) for it in loaders)
     if train_ds is loaders[0].dataset and test_ds is loaders[1].dataset:
         return loaders

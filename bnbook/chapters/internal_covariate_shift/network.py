@@ -95,5 +95,3 @@ def build_mlp(
 def sigmoid_names(net: nn.Module) -> list[str]:
     """Names of the ``nn.Sigmoid`` children of ``net``, in order (``act1, act2, act3``)."""
     return [n for n, m in net.named_children() if isinstance(m, nn.Sigmoid)]
-
-

@@ -127,7 +127,6 @@ class NoisyBatchNorm1d(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return (f"{self.num_features}, shift={self.shift:g}, scale={self.scale:g}, jitter={self.jitter:g}, "
-                f"seed={self.seed}")
-
-
+        return (
+            f"{self.num_features}, shift={self.shift:g}, scale={self.scale:g}, jitter={self.jitter:g}, seed={self.seed}"
+        )

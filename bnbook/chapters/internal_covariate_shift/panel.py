@@ -110,8 +110,13 @@ def make_panel(
         ax_h.axvspan(4, edges[-1], color="0.92", zorder=0, lw=0)
         out_lo = ax_h.text(0.01, 0.5, "", transform=ax_h.transAxes, fontsize=8, color="#b00020")
         out_hi = ax_h.text(0.99, 0.3, "", transform=ax_h.transAxes, fontsize=8, color="#b00020", ha="right")
-        ax_h.set(xlim=(edges[0], edges[-1]), xticks=np.arange(edges[0], edges[-1] + 1, 4), yticks=[],
-                 xlabel="input to sigmoid (grey: saturated, |x| > 4)", ylabel="density")
+        ax_h.set(
+            xlim=(edges[0], edges[-1]),
+            xticks=np.arange(edges[0], edges[-1] + 1, 4),
+            yticks=[],
+            xlabel="input to sigmoid (grey: saturated, |x| > 4)",
+            ylabel="density",
+        )
         ax_h.set_title(" ", y=1.0)
         x = first.steps.astype(float)
         bands, medians = [], []
@@ -120,20 +125,24 @@ def make_panel(
             bands.append(ax_p.fill_between(x, 0 * x, 0 * x, color=c, lw=0))
             medians.append(ax_p.plot(x, 0 * x, color=c)[0])
             ax_p.text(0.02 + 0.16 * k, 0.94, f"layer {k + 1}", color=c, fontsize=8, transform=ax_p.transAxes)
-        ax_p.set(xticks=step_ticks, xlim=(0, num_steps), xlabel="training step",
-                 ylabel="15th / 50th / 85th percentile")
+        ax_p.set(xticks=step_ticks, xlim=(0, num_steps), xlabel="training step", ylabel="15th / 50th / 85th percentile")
         ax_p.set_title("sigmoid inputs, every layer", y=1.0)
         ax_p.locator_params(axis="y", nbins=5)
         acc = {bn: ax_a.plot([], [], color="black" if bn else "0.5", ls="-" if bn else "--")[0] for bn in (False, True)}
         ax_a.text(0.97, 0.42, "with BN", color="black", fontsize=8, ha="right", transform=ax_a.transAxes)
         ax_a.text(0.97, 0.34, "without BN (dashed)", color="0.4", fontsize=8, ha="right", transform=ax_a.transAxes)
-        ax_a.set(xticks=step_ticks, xlim=(0, num_steps), ylim=(0, 1.02), yticks=[0, 0.5, 1],
-                 xlabel="training step", ylabel="test accuracy")
+        ax_a.set(
+            xticks=step_ticks,
+            xlim=(0, num_steps),
+            ylim=(0, 1.02),
+            yticks=[0, 0.5, 1],
+            xlabel="training step",
+            ylabel="test accuracy",
+        )
         ax_a.set_title("test accuracy", y=1.0)
         for ax in (ax_h, ax_p, ax_a):
             ax.grid(alpha=0.3)
-        return dict(ax_h=ax_h, ax_p=ax_p, stairs=stairs, out=(out_lo, out_hi), bands=bands, medians=medians,
-                    acc=acc)
+        return dict(ax_h=ax_h, ax_p=ax_p, stairs=stairs, out=(out_lo, out_hi), bands=bands, medians=medians, acc=acc)
 
     def update(state, lr, init_scale, bn, layer):
         run = get(lr, init_scale, bn)
@@ -152,8 +161,10 @@ def make_panel(
         state["out"][1].set_text(f"> {edges[-1]:g}:\n{above:.0%}" if above >= 0.005 else "")
         ax_h = state["ax_h"]
         ax_h.set_ylim(0, top * 1.15)
-        ax_h.set_title(f"layer {li + 1}: lr {lr:g}, init x{init_scale:g}, {'with' if bn else 'without'} BN",
-                       color="#b00020" if run.diverged else "black")
+        ax_h.set_title(
+            f"layer {li + 1}: lr {lr:g}, init x{init_scale:g}, {'with' if bn else 'without'} BN",
+            color="#b00020" if run.diverged else "black",
+        )
         x = run.steps.astype(float)
         lo, hi = np.inf, -np.inf
         for k, (band, med) in enumerate(zip(state["bands"], state["medians"])):
@@ -171,11 +182,15 @@ def make_panel(
             line.set_data(([], []) if r is None else (r.steps, r.test_acc))
             line.set_linewidth(2.4 if b == bn else 1.0)
         p = run.layer_percentiles[li, last]
-        text = (f"layer {li + 1}, step {int(run.steps[last])}: percentiles 15/50/85 = "
-                f"{p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f}; test accuracy {run.final_acc:.2f}")
+        text = (
+            f"layer {li + 1}, step {int(run.steps[last])}: percentiles 15/50/85 = "
+            f"{p[0]:.2f} / {p[1]:.2f} / {p[2]:.2f}; test accuracy {run.final_acc:.2f}"
+        )
         if run.diverged:
-            text = (f"Diverged at step {run.diverged_at}: the loss exceeded {run.config['max_loss']:.0f} "
-                    f"(10x that of guessing); lower the learning rate or the init scale. " + text)
+            text = (
+                f"Diverged at step {run.diverged_at}: the loss exceeded {run.config['max_loss']:.0f} "
+                f"(10x that of guessing); lower the learning rate or the init scale. " + text
+            )
         return text
 
     controls = {
@@ -184,5 +199,11 @@ def make_panel(
         "bn": Toggle("batch norm", False),
         "layer": Slider("layer", tuple(range(1, num_layers + 1)), num_layers),
     }
-    return Panel(controls, setup, update, figsize=(11, 3.4), dpi=80,
-                 title="Inputs to the sigmoids of the 3x100 MLP during training")
+    return Panel(
+        controls,
+        setup,
+        update,
+        figsize=(11, 3.4),
+        dpi=80,
+        title="Inputs to the sigmoids of the 3x100 MLP during training",
+    )
