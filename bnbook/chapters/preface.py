@@ -27,46 +27,64 @@ def standardize(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     return (x - mean) / torch.sqrt(var + eps)
 
 
+#: Fixed input axis of the panel's left plot: a shift or a rescaling moves or widens the histogram.
+X_LIM = (-20.0, 40.0)
+#: Fixed output axis of the right plot (a standardized Gamma(2, 1) sample lies in about [-1.5, 7]).
+Y_LIM = (-3.0, 7.0)
+
+
+def _note_beyond(ax, text: str):
+    return ax.text(0.98, 0.95, text, transform=ax.transAxes, ha="right", va="top", fontsize=8, color="#b00020")
+
+
 def make_panel(num_samples: int = 4096, seed: int = 0) -> Panel:
-    """Sliders for shift t, scale s and eps over x = s * z + t with z a fixed Gamma(2, 1) sample."""
+    """Sliders for shift t, scale s and eps over x = s * z + t with z a fixed Gamma(2, 1) sample.
+
+    Both plots keep a fixed horizontal axis, so moving a slider moves or reshapes a histogram
+    visibly; their vertical axes follow the tallest bar (a collapsed output is a tall spike), and
+    the share of values beyond a horizontal axis is printed in the plot.
+    """
     generator = torch.Generator().manual_seed(seed)
     z = torch.distributions.Gamma(2.0, 1.0).sample((num_samples,)).double()
     z = z[torch.randperm(num_samples, generator=generator)]  # (N,)
-
-    # x = s * z + t has the histogram of z with relabelled bin edges: compute it once and only
-    # move the bars on a slider change (this keeps a redraw well under 100 ms).
-    in_counts, z_edges = np.histogram(z.numpy(), bins=45)
-    out_edges = np.linspace(-3, 6, 46)
+    in_edges = np.linspace(*X_LIM, 121)  # 0.5 wide
+    out_edges = np.linspace(*Y_LIM, 81)  # 0.125 wide
 
     def setup(fig):
         ax_in, ax_out = fig.subplots(1, 2)
-        ax_in.set_title("input x = s·z + t")
-        ax_in.set_xlabel("x")
-        ax_in.set_ylabel("count")
-        bars_in = ax_in.bar(z_edges[:-1], in_counts, width=np.diff(z_edges), align="edge")
-        ax_in.set_ylim(0, in_counts.max() * 1.1)
-        ax_out.set_title("standardized (x − mean) / sqrt(var + eps)")
-        ax_out.set_xlabel("output")
-        ax_out.set_xlim(out_edges[0], out_edges[-1])
-        bars_out = ax_out.bar(out_edges[:-1], np.zeros(len(out_edges) - 1), width=np.diff(out_edges),
-                              align="edge", color="tab:orange")
-        ax_out.set_ylim(0, num_samples * 0.3)
-        return {"ax_in": ax_in, "bars_in": bars_in, "bars_out": bars_out}
+        bars = {}
+        for ax, edges, color, key in ((ax_in, in_edges, "tab:blue", "in"), (ax_out, out_edges, "tab:orange", "out")):
+            # One StepPatch per histogram (not one Rectangle per bar): a redraw stays far below 100 ms.
+            bars[key] = ax.stairs(np.zeros(len(edges) - 1), edges, fill=True, color=color)
+            ax.set_xlim(edges[0], edges[-1])
+            ax.set_ylabel("fraction of the sample per bin", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(alpha=0.3)
+        ax_in.set_title("input x = s·z + t", fontsize=10)
+        ax_in.set_xlabel(f"x (axis fixed at [{X_LIM[0]:g}, {X_LIM[1]:g}])", fontsize=9)
+        ax_out.set_title("standardized: (x − mean) / sqrt(var + eps)", fontsize=10)
+        ax_out.set_xlabel("output", fontsize=9)
+        notes = {"in": _note_beyond(ax_in, ""), "out": _note_beyond(ax_out, "")}
+        return {"axes": {"in": ax_in, "out": ax_out}, "bars": bars, "notes": notes}
+
+    def draw(state, key: str, values: np.ndarray, edges: np.ndarray) -> None:
+        counts, _ = np.histogram(values, bins=edges)
+        fractions = counts / len(values)
+        state["bars"][key].set_data(fractions)
+        state["axes"][key].set_ylim(0, max(float(fractions.max()), 0.02) * 1.15)
+        beyond = 1.0 - counts.sum() / len(values)
+        state["notes"][key].set_text(f"{beyond:.0%} beyond the axis" if beyond >= 0.005 else "")
 
     def update(state, shift, scale, eps):
         x = scale * z + shift  # (N,)
-        y = standardize(x, eps=eps)
-        edges = scale * z_edges + shift
-        for bar, left, width in zip(state["bars_in"], edges[:-1], np.diff(edges)):
-            bar.set_x(left)
-            bar.set_width(width)
-        state["ax_in"].set_xlim(edges[0], edges[-1])
-        counts, _ = np.histogram(y.numpy(), bins=out_edges)
-        for bar, count in zip(state["bars_out"], counts):
-            bar.set_height(count)
+        y = standardize(x, eps=eps)  # (N,)
+        draw(state, "in", x.numpy(), in_edges)
+        draw(state, "out", y.numpy(), out_edges)
         ratio = (scale * z).var(unbiased=False).item() / eps
-        return (f"input mean {x.mean():.3g}, std {x.std(unbiased=False):.3g};  output std "
-                f"{y.std(unbiased=False):.3f};  Var(x)/eps = {ratio:.3g}")
+        return (
+            f"input mean {x.mean():.3g}, std {x.std(unbiased=False):.3g};  output std "
+            f"{y.std(unbiased=False):.3f};  Var(x)/eps = {ratio:.3g}"
+        )
 
     controls = {
         "shift": Slider("shift t", SHIFTS, 0.0),

@@ -57,3 +57,36 @@ def test_panel_status_reports_the_shrinkage_caused_by_eps():
     panel.set(shift=0.0, scale=1e-3, eps=1e-1)
     std = float(panel.status.split("output std ")[1].split(";")[0])
     assert std < 0.01
+
+
+def _bars(panel, key):
+    return list(panel._state["bars"][key].get_data().values)
+
+
+def test_panel_axes_show_shift_and_scale_and_note_what_is_off_axis():
+    """Fixed x-axes: a shift moves the input histogram, a rescaling widens it; mass off an axis is noted."""
+    from bnbook.chapters.preface import X_LIM
+
+    panel = make_panel(num_samples=512)
+    panel.set(shift=0.0, scale=1.0, eps=1e-5)
+    base = _bars(panel, "in")
+    panel.set(shift=10.0)
+    assert _bars(panel, "in") != base and panel._state["axes"]["in"].get_xlim() == X_LIM
+    panel.set(shift=0.0, scale=10.0)
+    wide = _bars(panel, "in")
+    assert sum(h > 0 for h in wide) > 3 * sum(h > 0 for h in base)
+    panel.set(scale=100.0)
+    assert "beyond the axis" in panel._state["notes"]["in"].get_text()
+    panel.set(scale=1.0)
+    assert panel._state["notes"]["in"].get_text() == ""
+
+
+def test_panel_output_axis_follows_the_spike_of_a_collapsed_output():
+    panel = make_panel(num_samples=512)
+    panel.set(shift=0.0, scale=1.0, eps=1e-5)
+    ax = panel._state["axes"]["out"]
+    peak = max(_bars(panel, "out"))
+    assert peak <= ax.get_ylim()[1] < 1.5 * peak  # no empty two thirds at the default
+    panel.set(scale=1e-3, eps=1e-1)
+    spike = max(_bars(panel, "out"))
+    assert spike > 0.5 and spike <= ax.get_ylim()[1]  # the collapsed output stays on the axis
