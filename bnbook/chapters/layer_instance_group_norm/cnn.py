@@ -5,7 +5,7 @@ Part of chapter 4, "LayerNorm, InstanceNorm, GroupNorm and RMSNorm"
 (the ideas of Wu & He 2018, Fig. 1 and Table 3) train this network,
 
     3 x [conv3x3(C) - norm - relu], with a 2x2 max-pool after the first two blocks,
-    then global average pooling and a linear classifier,
+    then a linear classifier,
 
 at a fixed number of *examples seen*, with SGD (momentum 0.9) and the linear learning-rate
 scaling rule that Wu & He use, ``lr = base_lr * batch_size / 32``.  Everything draws from
@@ -69,7 +69,7 @@ def small_cnn(
     impl: str = "torch",
     seed: int = 0,
 ) -> nn.Sequential:
-    """Three conv-norm-relu blocks, global average pooling, a linear classifier (conv1, norm1, ..., fc).
+    """Three conv-norm-relu blocks and a linear classifier (layers conv1, norm1, act1, pool1, ..., fc).
 
     On 14x14 inputs the three blocks run at 14x14, 7x7 and 3x3 positions, so in the last block
     a batch of 2 gives batch norm only 2 * 3 * 3 = 18 values per channel.
@@ -114,9 +114,8 @@ def small_cnn(
             if i < 3:
                 layers[f"pool{i}"] = nn.MaxPool2d(2)
             c_in = width
-        layers["gap"] = nn.AdaptiveAvgPool2d(1)
         layers["flatten"] = nn.Flatten()
-        layers["fc"] = nn.Linear(width, num_classes)
+        layers["fc"] = nn.Linear(width * (size // 2 // 2) ** 2, num_classes)
         return nn.Sequential(layers)
 
 

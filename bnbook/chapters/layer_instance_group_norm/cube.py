@@ -21,7 +21,7 @@ __all__ = ["cube_cells", "cube_colors", "draw_cube", "update_cube"]
 
 HIGHLIGHT = "#3b6fb6"
 SHADES = ("#f2f2f2", "#c9c9c9")
-_DEPTH = (0.55, 0.4)  # screen offset of the full depth (C axis), oblique projection
+_DEPTH = (0.75, 0.55)  # screen offset of the full depth (C axis), oblique projection
 _MAX_CELLS = 16
 
 
