@@ -11,6 +11,7 @@ Usage::
     .venv/bin/python benchmarks/run.py            # all benchmarks, full size
     .venv/bin/python benchmarks/run.py --quick    # small sizes, for a smoke test
     .venv/bin/python benchmarks/run.py --only throughput
+    .venv/bin/python benchmarks/run.py --only rmsnorm    # RMSNorm vs LayerNorm (chapter 4)
 """
 
 from __future__ import annotations
