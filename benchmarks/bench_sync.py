@@ -1,4 +1,4 @@
-"""Cost of synchronizing batch statistics: ``bnbook.distributed.SyncBatchNorm`` vs ``BatchNorm2d``.
+"""Cost of synchronizing batch statistics: ``bnbook.layers.SyncBatchNorm`` vs ``BatchNorm2d``.
 
 Two gloo processes on this machine's CPU each run forward + backward of a BatchNorm layer on
 their own (N, C, H, W) shard, first with bnbook's ``BatchNorm2d`` (no communication), then with
@@ -30,7 +30,7 @@ def _rank_main(rank: int, store: str, out: str, shape: list[int], steps: int) ->
     import torch
     import torch.distributed as dist
 
-    from bnbook.distributed import SyncBatchNorm
+    from bnbook.layers import SyncBatchNorm
     from bnbook.layers import BatchNorm2d
 
     torch.set_num_threads(1)

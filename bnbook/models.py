@@ -13,28 +13,40 @@ probes (:mod:`bnbook.probes`) can refer to::
     >>> [name for name, _ in net.named_children()][:4]
     ['conv1', 'bn1', 'act1', 'pool1']
 
-Normalization layers are named ``bn1, bn2, ...`` for ``norm="batch"`` and ``norm1, norm2, ...``
-for a custom factory; all other names do not depend on ``norm``.
+``norm`` is None (no normalization), a kind of :data:`bnbook.layers.NORM_KINDS` built by
+:func:`bnbook.layers.make_norm` (``spatial_dims=2`` after a convolution, 0 after a linear
+layer), or a callable factory ``norm(num_features, spatial) -> nn.Module``.  Normalization
+layers are named by the kind's prefix (:func:`bnbook.layers.norm_prefix`): ``bn1, bn2, ...``
+for ``"batch"``, ``ln1, ...`` for ``"layer"``, ``gn``, ``in``, ``rms``; ``norm1, norm2, ...``
+for a factory.  They are numbered by position, so ``bn3`` and ``ln3`` sit at the same place.
+All other names do not depend on ``norm``.
+
+A kind that has no form for one of a model's layers raises a ValueError that names the layer
+(the model is never built with the normalization silently left out): ``"instance"`` needs a
+spatial axis, so no model here accepts it after its linear layers; ``"rms"`` normalizes the
+last axis of (N, ..., C) features, so :func:`lenet` (convolutions) refuses it.  A factory mixes
+kinds, e.g. ``lambda c, spatial: make_norm("instance" if spatial else "layer", c,
+spatial_dims=2 if spatial else 0)``.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
-from ._validate import check_choice, check_positive_int
+from ._impl import IMPLS, check_impl
+from ._validate import check_positive_int
+from .layers.registry import NORM_KINDS, make_norm, norm_prefix
 
-__all__ = ["lenet", "cifar_mlp", "ioffe_mlp", "NORMS", "IMPLS"]
+__all__ = ["IMPLS", "NORMS", "cifar_mlp", "ioffe_mlp", "lenet"]
 
 #: Accepted string values of ``norm`` (``None`` and a callable factory are accepted too).
-NORMS = ("batch",)
-#: Accepted values of ``impl``: our from-scratch layers or their ``torch.nn`` twins.
-IMPLS = ("bnbook", "torch")
+NORMS = NORM_KINDS
 
 NormFactory = Callable[[int, bool], nn.Module]
-NormArg = Union[None, str, NormFactory]
+NormArg = None | str | NormFactory
 
 
 def _check_norm(norm: NormArg) -> None:
@@ -48,7 +60,7 @@ def _check_norm(norm: NormArg) -> None:
     )
 
 
-def _norm_layer(norm: NormArg, impl: str, num_features: int, spatial: bool) -> Optional[nn.Module]:
+def _norm_layer(norm: NormArg, impl: str, num_features: int, spatial: bool) -> nn.Module | None:
     """Return the normalization layer for ``num_features`` channels (``None`` if ``norm`` is None).
 
     ``spatial`` is True after a convolution (input ``(N, C, H, W)``) and False after a linear
@@ -64,13 +76,7 @@ def _norm_layer(norm: NormArg, impl: str, num_features: int, spatial: bool) -> O
                 f"for norm({num_features}, spatial={spatial})"
             )
         return layer
-    if impl == "torch":
-        lib = nn
-    else:
-        # Imported lazily: bnbook.layers is the from-scratch implementation (its own chapter).
-        from . import layers as lib
-    cls = lib.BatchNorm2d if spatial else lib.BatchNorm1d
-    return cls(num_features)
+    return make_norm(norm, num_features, spatial_dims=2 if spatial else 0, impl=impl)
 
 
 def _size_pair(image_size) -> tuple[int, int]:
@@ -85,7 +91,7 @@ def _size_pair(image_size) -> tuple[int, int]:
 
 def _check_common(norm: NormArg, impl: str, num_classes: int) -> None:
     _check_norm(norm)
-    check_choice("impl", impl, IMPLS)
+    check_impl(impl)
     check_positive_int("num_classes", num_classes)
 
 
@@ -95,14 +101,19 @@ class _Builder:
     def __init__(self, norm: NormArg, impl: str):
         self.norm, self.impl = norm, impl
         self.layers: OrderedDict[str, nn.Module] = OrderedDict()
-        self.prefix = "bn" if isinstance(norm, str) else "norm"
+        self.prefix = norm_prefix(norm) if isinstance(norm, str) else "norm"
         self.num_norm = 0
 
     def add(self, name: str, layer: nn.Module) -> None:
         self.layers[name] = layer
 
     def add_norm(self, num_features: int, spatial: bool) -> None:
-        layer = _norm_layer(self.norm, self.impl, num_features, spatial)
+        try:
+            layer = _norm_layer(self.norm, self.impl, num_features, spatial)
+        except ValueError as err:  # e.g. "instance" after a linear layer: say where
+            after = next(reversed(self.layers))
+            shape = f"(N, {num_features}, H, W)" if spatial else f"(N, {num_features})"
+            raise ValueError(f"norm={self.norm!r} cannot follow {after} (its output is {shape}): {err}") from err
         self.num_norm += 1  # numbered even when absent so that names line up with the layers
         if layer is not None:
             self.layers[f"{self.prefix}{self.num_norm}"] = layer
@@ -117,7 +128,7 @@ def lenet(
     impl: str = "bnbook",
     in_channels: int = 1,
     num_classes: int = 10,
-    image_size: Union[int, tuple[int, int]] = 28,
+    image_size: int | tuple[int, int] = 28,
 ) -> nn.Sequential:
     """LeNet-5 in the layout of d2l's batch normalization chapter.
 
@@ -128,15 +139,17 @@ def lenet(
 
     Parameters
     ----------
-    norm : None, "batch" or callable
-        ``None``: no normalization (plain LeNet). ``"batch"``: ``BatchNorm2d`` after the
-        convolutions and ``BatchNorm1d`` after the hidden linear layers. A callable
+    norm : None, "batch", "layer", "group" or callable
+        ``None``: no normalization (plain LeNet). A kind: ``make_norm(kind, C,
+        spatial_dims=2)`` after the convolutions and ``make_norm(kind, C)`` after the hidden
+        linear layers, e.g. ``BatchNorm2d`` and ``BatchNorm1d`` for ``"batch"``;
+        ``"instance"`` and ``"rms"`` raise ValueError (see the module docstring). A callable
         ``norm(num_features, spatial) -> nn.Module`` builds a custom layer (``spatial`` is
         True after a convolution), e.g. ``lambda c, spatial: nn.GroupNorm(2, c) if spatial
         else nn.LayerNorm(c)``.
     impl : {"bnbook", "torch"}
-        Which ``BatchNorm`` classes ``norm="batch"`` uses: :mod:`bnbook.layers` (from
-        scratch) or ``torch.nn``.
+        Where a ``norm`` kind's classes come from: :mod:`bnbook.layers` (from scratch) or
+        ``torch.nn``.
     in_channels, num_classes : int
         Input channels (1 for Fashion-MNIST, 3 for CIFAR-10) and output logits.
     image_size : int or (H, W)
@@ -197,10 +210,12 @@ def cifar_mlp(
 
     Parameters
     ----------
-    norm : None, "batch" or callable
-        As in :func:`lenet`; the factory is always called with ``spatial=False``.
+    norm : None, "batch", "layer", "group", "rms" or callable
+        As in :func:`lenet`, after the linear layers only: a kind gives ``make_norm(kind, C)``
+        (``"instance"`` raises ValueError); the factory is always called with
+        ``spatial=False``.
     impl : {"bnbook", "torch"}
-        Source of the ``BatchNorm1d`` class.
+        Where a ``norm`` kind's classes come from: :mod:`bnbook.layers` or ``torch.nn``.
     in_features : int
         Number of input values per example (3 * 32 * 32 = 3072 for CIFAR-10).
     num_classes : int
@@ -237,17 +252,18 @@ def ioffe_mlp(
     """The MNIST network of Ioffe & Szegedy (2015), Fig. 1: sigmoid MLP, optionally with BN.
 
     ``flatten``, then ``depth`` times ``fc{i}(hidden) - norm - sigmoid`` (named ``fc1, bn1,
-    act1, ...``), then ``fc{depth+1}(num_classes)``. The paper uses 3 hidden layers of 100
+    act1, ...`` for ``norm="batch"``), then ``fc{depth+1}(num_classes)``. The paper uses 3 hidden layers of 100
     units and puts BN before each nonlinearity; its Fig. 1(b, c) track the 15th, 50th and 85th
     percentiles of the input to the last sigmoid (here: ``probes.ActivationProbe(net,
     [f"act{depth}"], where="input")``).
 
     Parameters
     ----------
-    norm : None, "batch" or callable
-        Default ``None`` (the paper's baseline); ``"batch"`` for the BN network.
+    norm : None, "batch", "layer", "group", "rms" or callable
+        Default ``None`` (the paper's baseline); ``"batch"`` for the BN network; other kinds
+        and factories as in :func:`cifar_mlp`.
     impl : {"bnbook", "torch"}
-        Source of the ``BatchNorm1d`` class.
+        Where a ``norm`` kind's classes come from: :mod:`bnbook.layers` or ``torch.nn``.
     in_features, hidden, depth, num_classes : int
         Input size (28 * 28), hidden width, number of hidden layers, output logits.
 

@@ -155,6 +155,49 @@ def test_instance_norm_matches_torch(shape, dtype, affine, stats):
         assert_close(rv_ours, rv_theirs)
 
 
+@pytest.mark.parametrize("shape,k", LAYER_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weight", [False, True])
+@pytest.mark.parametrize("eps", [None, 1e-5, 0.5])
+def test_rms_norm_matches_torch(shape, k, dtype, weight, eps):
+    x = make_input(shape, dtype) if len(shape) > 1 else torch.randn(shape, dtype=dtype) + 4
+    normalized = shape[-k:]
+    w = make_affine("weight", normalized, dtype)[0] if weight else None
+    compare_with_grads(
+        lambda x, w: BF.rms_norm(x, normalized, w, eps),
+        lambda x, w: TF.rms_norm(x, normalized, w, eps),
+        [x, w],
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rms_norm_default_eps_is_the_machine_epsilon(dtype):
+    """On tiny inputs eps dominates the mean square, so only the right default matches torch."""
+    x = make_input((4, 3, 5), dtype) * 1e-5 if dtype == torch.float32 else make_input((4, 3, 5), dtype) * 1e-9
+    expected = TF.rms_norm(x, (5,))
+    assert_close(BF.rms_norm(x, (5,)), expected)
+    assert_close(BF.rms_norm(x, (5,), eps=torch.finfo(dtype).eps), expected)
+    assert not torch.allclose(BF.rms_norm(x, (5,), eps=1e-5 if dtype == torch.float32 else 1e-12), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("weight", [False, True])
+def test_rms_norm_half_precision_computes_in_float32_like_torch(dtype, weight):
+    x = make_input((4, 3, 8), torch.float32).to(dtype)
+    w = (torch.rand(8, generator=torch.Generator().manual_seed(1)) + 0.5).to(dtype) if weight else None
+    y = BF.rms_norm(x, (8,), w)
+    assert y.dtype == dtype
+    assert_close(y, TF.rms_norm(x, (8,), w), rtol=0, atol=0)  # the same float32 computation, then cast
+
+
+def test_rms_norm_does_not_centre():
+    """The difference from layer norm: a constant row keeps its sign; layer norm maps it to 0."""
+    x = torch.full((2, 4), -3.0)
+    assert_close(BF.rms_norm(x, (4,)), torch.full((2, 4), -1.0))
+    assert_close(BF.layer_norm(x, (4,)), torch.zeros(2, 4))
+
+
 # C = 3: G = 1 (layer-norm-like) and G = C (instance-norm-like), but not G = C on (N, C):
 # groups of a single value have var = 0 and their gradients are ill-conditioned noise.
 GROUP_CASES = [(s, g) for s in SHAPES for g in (1, 3) if not (len(s) == 2 and g == 3)]
@@ -198,6 +241,8 @@ GRADCHECK_CASES = {
         x, x.shape[1:], w.view(-1, *[1] * (x.dim() - 2)).expand(x.shape[1:]), None
     ),
     "instance_norm": lambda x, w, b: BF.instance_norm(x, None, None, w, b),
+    "rms_norm": lambda x, w, b: BF.rms_norm(x, x.shape[1:], w.view(-1, *[1] * (x.dim() - 2)).expand(x.shape[1:])),
+    "rms_norm_eps": lambda x, w, b: BF.rms_norm(x, x.shape[-1:], None, 0.1),
     "group_norm": lambda x, w, b: BF.group_norm(x, 3, w, b),
 }
 
@@ -290,6 +335,20 @@ ERROR_CASES = [
     ("instance no stats", ("instance_norm", (x3,), {"use_input_stats": False}),
      RuntimeError, "Expected running_mean and running_var to be defined when use_input_stats is false"),
     ("instance running size", ("instance_norm", (x3, torch.zeros(4), torch.ones(4)), {}), RuntimeError, ""),
+    ("rms shape", ("rms_norm", (x3, (4,)), {}),
+     RuntimeError, "Given normalized_shape=[4], expected input with shape [*4], but got input of size[4, 3, 5]"),
+    ("rms trailing shape", ("rms_norm", (x3, (5, 3)), {}), RuntimeError, "expected input with shape [*5, 3]"),
+    ("rms too long", ("rms_norm", (x3, (2, 4, 3, 5)), {}),
+     ValueError, "Input tensor must have at least 4 dimensions, but got 3"),
+    ("rms empty shape", ("rms_norm", (x3, ()), {}),
+     RuntimeError, "Expected normalized_shape to be at least 1-dimensional"),
+    ("rms int shape", ("rms_norm", (x3, 5), {}), TypeError, "normalized_shape"),
+    ("rms weight", ("rms_norm", (x3, (5,), torch.ones(4)), {}),
+     RuntimeError, "Expected weight to be of same shape as normalized_shape, "
+                   "but got weight of shape [4] and normalized_shape = [5]"),
+    ("rms weight 2-D", ("rms_norm", (x3, (3, 5), torch.ones(5, 3)), {}),
+     RuntimeError, "but got weight of shape [5, 3] and normalized_shape = [3, 5]"),
+    ("rms integer input", ("rms_norm", (torch.ones(4, 3, dtype=torch.long), (3,)), {}), None, "floating-point"),
 ]  # fmt: skip
 
 
@@ -337,6 +396,29 @@ def test_momentum_out_of_range(momentum):
         BF.instance_norm(x3, *r3, momentum=momentum)
 
 
+@pytest.mark.parametrize(
+    "eps,error,match",
+    [
+        (0.0, ValueError, "eps must be a finite float > 0, got 0.0"),
+        (-1e-5, ValueError, "eps must be a finite float > 0"),
+        (float("nan"), ValueError, "eps must be a finite float > 0, got nan"),
+        (float("inf"), ValueError, "eps must be a finite float > 0"),
+        ("1e-5", TypeError, "eps must be a float > 0"),
+        (True, TypeError, "eps"),
+    ],
+)
+def test_rms_norm_bad_eps(eps, error, match):
+    """Ours only: PyTorch accepts eps <= 0 (NaN for an all-zero row, or for a negative eps)."""
+    with pytest.raises(error, match=match):
+        BF.rms_norm(x3, (5,), eps=eps)
+
+
+def test_rms_norm_mixed_dtype_is_refused():
+    """PyTorch warns and casts; we refuse, like our other ops."""
+    with pytest.raises(DTypeError, match="mixed dtype: weight"):
+        BF.rms_norm(x3, (5,), torch.ones(5, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("fn", ["layer_norm", "group_norm", "instance_norm"])
 def test_negative_eps_rejected(fn):
     args = {"layer_norm": (x3, (5,)), "group_norm": (x3, 3), "instance_norm": (x3,)}[fn]
@@ -363,6 +445,7 @@ def test_no_in_place_change_of_input_or_parameters():
         lambda: BF.instance_norm(x, None, None, w, b),
         lambda: BF.group_norm(x, 3, w, b),
         lambda: BF.layer_norm(x, (5,)),
+        lambda: BF.rms_norm(x, (3, 5)),
     ]:
         fn()
     for t, c in zip((x, w, b), copies):
@@ -389,3 +472,11 @@ def test_second_derivatives_are_refused_clearly():
                                create_graph=True)  # fmt: skip
     with pytest.raises(RuntimeError, match="differentiate twice"):
         g.sum().backward()
+
+
+@pytest.mark.parametrize("fn", ["batch_norm", "layer_norm", "group_norm", "instance_norm"])
+def test_infinite_eps_rejected(fn):
+    """Ours only (PyTorch returns zeros): an infinite eps is a mistake, not a normalization."""
+    args = {"batch_norm": (x3, *r3), "layer_norm": (x3, (5,)), "group_norm": (x3, 3), "instance_norm": (x3,)}[fn]
+    with pytest.raises(ValueError, match=f"{fn} eps must be finite, but got inf"):
+        getattr(BF, fn)(*args, eps=float("inf"))

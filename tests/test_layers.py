@@ -57,6 +57,7 @@ IN_CONFIGS = [
 ]  # fmt: skip
 LN_CONFIGS = [{}, {"elementwise_affine": False}, {"bias": False}, {"eps": 1e-3}]
 GN_CONFIGS = [{}, {"affine": False}, {"bias": False}]
+RMS_CONFIGS = [{}, {"elementwise_affine": False}, {"eps": 1e-3}, {"eps": 0.5, "elementwise_affine": False}]
 
 FAMILIES = [
     # (ours, theirs, required args, batched shapes, unbatched shapes, configs)
@@ -75,6 +76,12 @@ FAMILIES = [
      [(5, 6), (4, 6, 5), (3, 6, 3, 3), (2, 6, 2, 2, 3)], [], GN_CONFIGS),
     (L.GroupNorm, nn.GroupNorm, {"num_groups": 1, "num_channels": 4}, [(4, 4, 6)], [], [{}]),
     (L.GroupNorm, nn.GroupNorm, {"num_groups": 4, "num_channels": 4}, [(3, 4, 3, 3)], [], [{}]),
+    (L.RMSNorm, nn.RMSNorm, {"normalized_shape": (3, 4)}, [(5, 3, 4), (2, 6, 3, 4)], [], RMS_CONFIGS),
+    (L.RMSNorm, nn.RMSNorm, {"normalized_shape": 4}, [(5, 4), (3, 2, 4)], [], RMS_CONFIGS),
+    # Without a process group both SyncBatchNorms are BatchNorm over any (N, C, *) input (torch's runs
+    # on CPU then too); the multi-process equivalence is tests/test_syncbatchnorm.py's.
+    (L.SyncBatchNorm, nn.SyncBatchNorm, {"num_features": 3}, [(8, 3), (4, 3, 5, 4), (3, 3, 2, 3, 4)], [],
+     BN_CONFIGS),
 ]  # fmt: skip
 CASES = [
     Case(ours, theirs, args, tuple(shapes), config, tuple(unbatched))
@@ -91,8 +98,15 @@ def cases(selection=None):
     return pytest.mark.parametrize("case", selection, ids=[c.id for c in selection])
 
 
+# What bnbook.layers exports besides layer classes (the registry); anything else must be a layer.
+NON_LAYER_EXPORTS = {"NORM_KINDS", "make_norm", "norm_prefix"}
+
+
 def test_table_covers_every_public_layer():
-    assert {c.ours.__name__ for c in CASES} == set(L.__all__)
+    exported = {name: getattr(L, name) for name in L.__all__}
+    classes = {name for name, obj in exported.items() if isinstance(obj, type) and issubclass(obj, nn.Module)}
+    assert set(exported) - classes == NON_LAYER_EXPORTS  # a new export is a layer, or is listed
+    assert {c.ours.__name__ for c in CASES} == classes
     for c in CASES:
         assert c.ours.__name__ == c.theirs.__name__
 
@@ -234,9 +248,9 @@ def test_gradcheck_float64(case):
     names = [n for n, _ in ours.named_parameters()]
     g = torch.Generator().manual_seed(0)
     base = case.shapes[0]
-    # A small input: batch 2 and at most 2 positions per spatial axis (LayerNorm needs its
-    # normalized_shape as it is).
-    keep = case.ours is L.LayerNorm or len(base) == 2
+    # A small input: batch 2 and at most 2 positions per spatial axis (LayerNorm and RMSNorm
+    # need their normalized_shape as it is).
+    keep = case.ours in (L.LayerNorm, L.RMSNorm) or len(base) == 2
     shape = (2, *(base[1:] if keep else (base[1], *[min(s, 2) for s in base[2:]])))
     x = make_input(shape, g, torch.float64).requires_grad_()
     params = [(1 + torch.rand(p.shape, generator=g, dtype=torch.float64)).requires_grad_()
@@ -337,7 +351,7 @@ WRONG_DIMS = {
     "BatchNorm1d": [(2, 3, 4, 5), (3,)], "BatchNorm2d": [(2, 3, 4), (2, 3, 4, 5, 6)],
     "BatchNorm3d": [(2, 3, 4, 5)], "InstanceNorm1d": [(2, 3, 4, 5), (3,)],
     "InstanceNorm2d": [(3, 4), (2, 3, 4, 5, 6)], "InstanceNorm3d": [(3, 4, 5)],
-    "LayerNorm": [(4, 5)], "GroupNorm": [(4,)],
+    "LayerNorm": [(4, 5)], "GroupNorm": [(4,)], "RMSNorm": [(4, 5), (3,)], "SyncBatchNorm": [(3,)],
 }  # fmt: skip
 
 
@@ -354,7 +368,7 @@ def test_wrong_number_of_dimensions_raises_like_torch(case):
         assert str(e_ours.value) == str(e_theirs.value)
 
 
-@cases([c for c in CASES if c.ours is not L.LayerNorm])
+@cases([c for c in CASES if c.ours not in (L.LayerNorm, L.RMSNorm)])
 def test_channel_count_mismatch(case):
     ours, theirs = case.make()
     shape = list(case.shapes[-1])
@@ -447,6 +461,12 @@ def test_bad_constructor_arguments(cls, kwargs, error, match):
         (lambda: L.GroupNorm(0, 4), ValueError, "num_groups"),
         (lambda: L.GroupNorm(2, 0), ValueError, "num_channels"),
         (lambda: L.GroupNorm(2.0, 4), TypeError, "num_groups"),
+        (lambda: L.RMSNorm(4, eps=0.0), ValueError, "eps must be a finite float > 0"),
+        (lambda: L.RMSNorm(4, eps=-1e-5), ValueError, "eps"),
+        (lambda: L.RMSNorm(4, eps=math.nan), ValueError, "eps"),
+        (lambda: L.RMSNorm(4, eps="1e-5"), TypeError, "eps"),
+        (lambda: L.RMSNorm((3, 0)), ValueError, "normalized_shape"),
+        (lambda: L.RMSNorm((3, 2.5)), TypeError, "normalized_shape"),
     ],
 )
 def test_bad_constructor_arguments_layer_and_group_norm(make, error, match):
@@ -463,14 +483,22 @@ def test_groups_not_dividing_channels_raises_torch_error():
     assert str(e_ours.value) == "num_channels (6) must be divisible by num_groups (4)"
 
 
-def test_layer_norm_shape_mismatch_raises_torch_error():
+@pytest.mark.parametrize("name", ["LayerNorm", "RMSNorm"])
+def test_layer_norm_shape_mismatch_raises_torch_error(name):
     x = torch.randn(2, 3, 5)
     with pytest.raises(RuntimeError) as e_theirs:
-        nn.LayerNorm((3, 4))(x)
+        getattr(nn, name)((3, 4))(x)
     with pytest.raises(RuntimeError) as e_ours:
-        L.LayerNorm((3, 4))(x)
+        getattr(L, name)((3, 4))(x)
     assert str(e_ours.value) == str(e_theirs.value)
-    assert isinstance(e_ours.value, ValueError)
+    assert isinstance(e_ours.value, ValueError) and "normalized_shape=[3, 4]" in str(e_ours.value)
+
+
+def test_rms_norm_wrong_dtype_raises_clearly():
+    with pytest.raises(TypeError, match="mixed dtype: weight has dtype torch.float32"):
+        L.RMSNorm(4)(torch.randn(3, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="floating-point"):
+        L.RMSNorm(4)(torch.ones(3, 4, dtype=torch.long))
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,6 +574,29 @@ class BiasedRunningVarInstanceNorm1d(L.InstanceNorm1d):
         return y
 
 
+class MeanSubtractingRMSNorm(L.RMSNorm):
+    """A LayerNorm without bias in RMSNorm's clothes: subtracts the mean before rescaling."""
+
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        centered = x - x.mean((-2, -1), keepdim=True)
+        return centered * torch.rsqrt(centered.pow(2).mean((-2, -1), keepdim=True) + eps) * self.weight
+
+
+class EpsOutsideSqrtRMSNorm(L.RMSNorm):
+    """x / (sqrt(mean(x^2)) + eps) instead of x / sqrt(mean(x^2) + eps)."""
+
+    def forward(self, x):
+        return x / (x.pow(2).mean((-2, -1), keepdim=True).sqrt() + self.eps) * self.weight
+
+
+class LastAxisRMSNorm(L.RMSNorm):
+    """Wrong axes: the mean square of the last axis only, whatever normalized_shape says."""
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + torch.finfo(x.dtype).eps) * self.weight
+
+
 BN2D_SHAPES = ((4, 3, 5, 4),)
 MUTANTS = [
     (lambda bug: NaiveBatchNorm2d(3, bug=bug), nn.BatchNorm2d(3), BN2D_SHAPES, bug)
@@ -563,6 +614,10 @@ MUTANTS = [
     (lambda bug: InterleavedGroupNorm(2, 4), nn.GroupNorm(2, 4), ((4, 4, 6),), "GroupNorm groups"),
     (lambda bug: BiasedRunningVarInstanceNorm1d(3, track_running_stats=True),
      nn.InstanceNorm1d(3, track_running_stats=True), ((4, 3, 6),), "InstanceNorm running var"),
+    (lambda bug: MeanSubtractingRMSNorm((3, 4)), nn.RMSNorm((3, 4)), ((5, 3, 4),), "RMSNorm subtracts the mean"),
+    (lambda bug: EpsOutsideSqrtRMSNorm((3, 4), eps=0.1), nn.RMSNorm((3, 4), eps=0.1), ((5, 3, 4),),
+     "RMSNorm eps outside the sqrt"),
+    (lambda bug: LastAxisRMSNorm((3, 4)), nn.RMSNorm((3, 4)), ((5, 3, 4),), "RMSNorm axes"),
 ]  # fmt: skip
 
 
@@ -572,6 +627,19 @@ def test_oracle_catches_mutant(make_ours, theirs, shapes, bug):
     sync_pair(ours, theirs)
     with pytest.raises(AssertionError):
         assert_same_trajectory(ours, theirs, shapes)
+
+
+class NaiveRMSNorm(L.RMSNorm):
+    """The control for the RMSNorm mutants: the same plain code, without a bug."""
+
+    def forward(self, x):
+        eps = torch.finfo(x.dtype).eps if self.eps is None else self.eps
+        return x / torch.sqrt(x.pow(2).mean((-2, -1), keepdim=True) + eps) * self.weight
+
+
+@pytest.mark.parametrize("eps", [None, 0.1])
+def test_naive_rms_norm_without_bug_passes_the_oracle(eps):
+    assert_same_trajectory(*sync_pair(NaiveRMSNorm((3, 4), eps=eps), nn.RMSNorm((3, 4), eps=eps)), ((5, 3, 4),))
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

@@ -5,8 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnbook import models
-
+from bnbook import layers, models
 
 
 def num_params(net: nn.Module) -> int:
@@ -69,8 +68,6 @@ def test_torch_impl_uses_torch_classes():
 
 
 def test_bnbook_impl_uses_bnbook_layers():
-    from bnbook import layers
-
     net = models.lenet("batch", impl="bnbook")
     assert type(net.bn1) is layers.BatchNorm2d and type(net.bn3) is layers.BatchNorm1d
     assert num_params(net) == LENET_28 + BN_LENET
@@ -82,8 +79,6 @@ def test_bnbook_impl_uses_bnbook_layers():
 
 
 def test_bnbook_impl_mlps():
-    from bnbook import layers
-
     assert type(models.cifar_mlp(impl="bnbook").bn1) is layers.BatchNorm1d
     assert type(models.ioffe_mlp("batch", impl="bnbook").bn3) is layers.BatchNorm1d
 
@@ -132,8 +127,8 @@ def test_ioffe_mlp():
 
 @pytest.mark.parametrize("builder", [models.lenet, models.cifar_mlp, models.ioffe_mlp])
 def test_bad_norm_and_impl(builder):
-    with pytest.raises(ValueError, match=r"unknown norm 'layer'.*'batch'"):
-        builder("layer")
+    with pytest.raises(ValueError, match=r"unknown norm 'bogus'.*'batch'"):
+        builder("bogus")
     with pytest.raises(ValueError, match=r"unknown impl 'jax'.*'bnbook', 'torch'"):
         builder("batch", impl="jax")
     with pytest.raises(ValueError, match="num_classes"):
@@ -159,3 +154,79 @@ def test_mlp_argument_checks():
         models.ioffe_mlp(hidden=0)
     with pytest.raises(ValueError, match="in_features"):
         models.cifar_mlp(in_features=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Every kind of the registry
+# --------------------------------------------------------------------------------------------
+
+BUILDERS = {
+    "lenet": (models.lenet, (2, 1, 28, 28), [6, 16, 120, 84]),
+    "cifar_mlp": (models.cifar_mlp, (3, 3, 32, 32), [64, 32]),
+    "ioffe_mlp": (lambda norm, **kw: models.ioffe_mlp(norm, depth=3, **kw), (4, 1, 28, 28), [100, 100, 100]),
+}
+# Kinds without a form for one of the model's layers: instance norm after a linear layer, RMS
+# norm after a convolution.
+REFUSED = {
+    ("lenet", "instance"): "fc1",
+    ("cifar_mlp", "instance"): "fc1",
+    ("ioffe_mlp", "instance"): "fc1",
+    ("lenet", "rms"): "conv1",
+}
+BUILDS = [(b, k) for b in BUILDERS for k in models.NORMS if (b, k) not in REFUSED]
+
+
+def test_norms_are_the_registry_kinds():
+    assert models.NORMS == layers.NORM_KINDS == ("batch", "layer", "instance", "group", "rms")
+
+
+@pytest.mark.parametrize("impl", models.IMPLS)
+@pytest.mark.parametrize("builder,kind", BUILDS)
+def test_every_kind_builds_and_runs(builder, kind, impl):
+    build, input_shape, widths = BUILDERS[builder]
+    net = build(kind, impl=impl)
+    prefix = layers.norm_prefix(kind)
+    norms = [(n, m) for n, m in net.named_children() if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    assert [n for n, _ in norms] == [f"{prefix}{i}" for i in range(1, len(widths) + 1)]
+    lib = nn if impl == "torch" else layers
+    for (name, layer), width in zip(norms, widths):
+        spatial = builder == "lenet" and width in (6, 16)
+        expected = layers.make_norm(kind, width, spatial_dims=2 if spatial else 0, impl=impl)
+        assert type(layer) is type(expected) and repr(layer) == repr(expected), name
+        assert type(layer).__module__.startswith(lib.__name__), name
+    net.train()
+    y = net(torch.randn(input_shape))
+    assert y.shape == (input_shape[0], 10) and torch.isfinite(y).all()
+    # names other than the norm layers do not depend on the kind
+    plain = [n for n, _ in build(None, impl=impl).named_children()]
+    norm_names = {n for n, _ in norms}
+    assert [n for n, _ in net.named_children() if n not in norm_names] == plain
+
+
+@pytest.mark.parametrize("builder,kind", BUILDS)
+def test_every_kind_gives_the_same_network_in_both_impls(builder, kind):
+    build, input_shape, _ = BUILDERS[builder]
+    torch.manual_seed(0)
+    ours = build(kind, impl="bnbook")
+    theirs = build(kind, impl="torch")
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(input_shape)
+    for training in (True, False):
+        ours.train(training)
+        theirs.train(training)
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("builder,kind", sorted(REFUSED))
+def test_kind_without_a_form_for_a_layer_raises_naming_it(builder, kind):
+    build, _, _ = BUILDERS[builder]
+    with pytest.raises(ValueError, match=rf"norm={kind!r} cannot follow {REFUSED[builder, kind]} "):
+        build(kind)
+
+
+def test_rms_mlp_layers():
+    net = models.cifar_mlp("rms")
+    assert [type(m) for m in (net.rms1, net.rms2)] == [layers.RMSNorm, layers.RMSNorm]
+    assert net.rms1.normalized_shape == (64,) and net.rms2.normalized_shape == (32,)
+    with pytest.raises(ValueError, match=r"norm='rms' cannot follow conv1 \(its output is \(N, 6, H, W\)\)"):
+        models.lenet("rms")

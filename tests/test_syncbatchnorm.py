@@ -1,4 +1,4 @@
-"""bnbook.distributed.SyncBatchNorm against ONE torch.nn.BatchNorm over the concatenated batch.
+"""bnbook.layers.SyncBatchNorm against ONE torch.nn.BatchNorm over the concatenated batch.
 
 Two CPU processes (gloo) run once, in a module-scoped fixture, and do every multi-process check
 in one go: each rank takes its shard of a batch that both ranks generate from the same seed,
@@ -25,8 +25,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from bnbook import distributed, layers
-from bnbook.distributed import SyncBatchNorm, merge_moments
+from bnbook import layers
+from bnbook.layers import syncbatchnorm as distributed
+from bnbook.layers.syncbatchnorm import SyncBatchNorm, merge_moments
 
 WORLD = 2
 TOL = 1e-10  # float64 throughout
@@ -196,7 +197,7 @@ class _NoAllReduce:
 
 
 def _mutations():
-    """Deliberately wrong versions of one piece each: name -> {attribute of bnbook.distributed: value}."""
+    """Deliberately wrong versions of one piece each: name -> {attribute of bnbook.layers.syncbatchnorm: value}."""
     right_moments, right_update = distributed._local_moments, distributed._update_running_
     last = {}
 

@@ -17,7 +17,7 @@ formula of Chan, Golub & LeVeque (1979)::
 
 (their pairwise update applied to all R groups at once).  The layer normalizes with mean and
 the biased variance M2 / n, and puts the unbiased M2 / (n - 1), with the *global* n, into the
-running variance.  ``tests/test_distributed.py`` checks everything against one
+running variance.  ``tests/test_syncbatchnorm.py`` checks everything against one
 ``torch.nn.BatchNorm`` over the concatenated batch, in two gloo processes on CPU.
 """
 
@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from bnbook import functional
 from bnbook._validate import DTypeError, ShapeError
-from bnbook.layers import _BatchNorm
+from bnbook.layers.batchnorm import _BatchNorm
 
 __all__ = ["SyncBatchNorm", "merge_moments"]
 
