@@ -20,8 +20,16 @@ def run(quick: bool) -> list[dict]:
     rows = []
     for name, values in times.items():
         q = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
-        rows.append({"name": f"{name} fwd+bwd {shape[0]}x{shape[1]}", "metric": "time", "value": 1e3 * statistics.median(values),
-                     "unit": "ms", "spread": f"IQR {1e3 * q[0]:.3g}-{1e3 * q[2]:.3g}", "notes": ""})  # fmt: skip
+        rows.append(
+            {
+                "name": f"{name} fwd+bwd {shape[0]}x{shape[1]}",
+                "metric": "time",
+                "value": 1e3 * statistics.median(values),
+                "unit": "ms",
+                "spread": f"IQR {1e3 * q[0]:.3g}-{1e3 * q[2]:.3g}",
+                "notes": "",
+            }
+        )
     for impl in ("scratch", "torch", "bnbook"):
         if f"{impl} LN" in times:
             ratios = [a / b for a, b in zip(times[f"{impl} LN"], times[f"{impl} RMS"])]

@@ -211,7 +211,7 @@ def test_sweeps_shapes_and_statistics():
     s = ch.batch_size_sweep(X, y, X, y, norms=("batch", "none"), batch_sizes=(4, 8), seeds=(0, 1), examples=16,
                             width=4)  # fmt: skip
     assert s.errors.shape == (2, 2, 2) and s.rows == ("batch", "none")
-    assert np.all((0 <= s.errors) & (s.errors <= 1))
+    assert np.all((s.errors >= 0) & (s.errors <= 1))
     np.testing.assert_allclose(s.std(), s.errors.std(-1, ddof=1))
     assert "±" in s.cell("batch", 4) and s.best("none") in (4, 8)
     gs = ch.groups_sweep(X, y, X, y, seeds=(0,), examples=16, width=4)

@@ -99,9 +99,7 @@ class ChannelLayerNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         check_floating("x", x)
         if x.dim() < 2 or x.shape[1] != self.num_channels:
-            raise ShapeError(
-                f"expected input of shape (N, {self.num_channels}, *) (num_channels), got {list(x.shape)}"
-            )
+            raise ShapeError(f"expected input of shape (N, {self.num_channels}, *) (num_channels), got {list(x.shape)}")
         return channel_layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

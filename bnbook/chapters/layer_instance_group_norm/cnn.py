@@ -21,8 +21,8 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from bnbook._impl import layers_module
 from bnbook._validate import ShapeError, check_choice, check_positive_int, check_real
+from bnbook.layers import make_norm
 from bnbook.loaders import batch_indices
 from bnbook.state import num_threads
 
@@ -35,27 +35,21 @@ CNN_NORMS = ("batch", "layer", "instance", "group", "none")
 def norm_layer(kind: str, num_channels: int, *, num_groups: int | None = None, impl: str = "torch") -> nn.Module:
     """The normalization layer after a convolution with ``num_channels`` outputs.
 
-    ``"layer"`` is LN over (C, H, W) with per-channel gamma and beta, i.e. ``GroupNorm(1, C)``,
-    as in Wu & He (2018); ``"instance"`` is ``InstanceNorm2d(C, affine=True)`` (= ``GroupNorm(C, C)``);
+    Built by the library's registry :func:`bnbook.layers.make_norm` (``spatial_dims=2``):
+    ``"layer"`` is LN over (C, H, W) with per-channel gamma and beta, ``GroupNorm(1, C)``, as in
+    Wu & He (2018); ``"instance"`` is ``InstanceNorm2d(C, affine=True)`` (= ``GroupNorm(C, C)``);
     ``"none"`` is ``nn.Identity()``.
     """
     check_choice("kind", kind, CNN_NORMS)
     c = check_positive_int("num_channels", num_channels)
-    lib = layers_module(impl)
-    if kind == "batch":
-        return lib.BatchNorm2d(c)
-    if kind == "layer":
-        return lib.GroupNorm(1, c)
-    if kind == "instance":
-        return lib.InstanceNorm2d(c, affine=True)
+    if kind == "none":
+        return nn.Identity()
     if kind == "group":
         if num_groups is None:
             raise ValueError("num_groups is required for kind='group'")
-        g = check_positive_int("num_groups", num_groups)
-        if c % g:
-            raise ValueError(f"num_groups ({g}) must divide num_channels ({c})")
-        return lib.GroupNorm(g, c)
-    return nn.Identity()
+        return make_norm("group", c, spatial_dims=2, impl=impl, num_groups=num_groups)
+    extra = {"affine": True} if kind == "instance" else {}
+    return make_norm(kind, c, spatial_dims=2, impl=impl, **extra)
 
 
 def small_cnn(
@@ -134,7 +128,10 @@ def test_error(net: nn.Module, X: Tensor, y: Tensor, batch_size: int = 500) -> f
     was = {m: m.training for m in net.modules()}
     net.eval()
     try:
-        wrong = sum(int((net(X[i : i + batch_size]).argmax(1) != y[i : i + batch_size]).sum()) for i in range(0, len(X), batch_size))
+        wrong = sum(
+            int((net(X[i : i + batch_size]).argmax(1) != y[i : i + batch_size]).sum())
+            for i in range(0, len(X), batch_size)
+        )
     finally:
         for m, t in was.items():
             m.training = t

@@ -49,7 +49,9 @@ def make_panel(quick: bool = True, *, activations: torch.Tensor | None = None, s
         source = source or "conv1 of a seeded CNN, MNIST-5k test images"
     check_floating("activations", activations)
     if activations.dim() != 4 or activations.shape[0] < max(PANEL_BATCH_SIZES):
-        raise ShapeError(f"activations must be (N, C, H, W) with N >= {max(PANEL_BATCH_SIZES)}, got {list(activations.shape)}")
+        raise ShapeError(
+            f"activations must be (N, C, H, W) with N >= {max(PANEL_BATCH_SIZES)}, got {list(activations.shape)}"
+        )
     acts = activations.detach().to(torch.float32)
     c, h, w = acts.shape[1:]
     groups = divisors(c)

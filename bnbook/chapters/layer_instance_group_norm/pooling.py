@@ -69,7 +69,9 @@ def reduction_axes(kind: str, ndim: int) -> tuple[int, ...]:
         return (1, *spatial)
     if kind == "instance":
         if not spatial:
-            raise ValueError("instance norm needs at least one spatial axis (ndim >= 3): on (N, C) each set has 1 value")
+            raise ValueError(
+                "instance norm needs at least one spatial axis (ndim >= 3): on (N, C) each set has 1 value"
+            )
         return spatial
     return tuple(range(2, ndim + 1))
 

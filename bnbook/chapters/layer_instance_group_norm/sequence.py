@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from bnbook._validate import ShapeError, check_choice, check_positive_int
+from bnbook.layers import make_norm
 from bnbook.state import num_threads
 
 __all__ = ["SEQ_NORMS", "PAD", "make_sequences", "pad_batch", "SeqNorm", "TinyTransformer", "train_sequence_model",
@@ -61,22 +62,15 @@ def pad_batch(seqs) -> tuple[Tensor, Tensor]:
     return tokens, tokens == PAD
 
 
-def _rms_norm(d: int) -> nn.Module:
-    from bnbook import layers
-
-    return layers.RMSNorm(d) if hasattr(layers, "RMSNorm") else nn.RMSNorm(d)
-
-
 class SeqNorm(nn.Module):
     """Normalization of (N, L, D) token features: ``"layer"``, ``"rms"`` or ``"batch"`` (pads included)."""
 
-    def __init__(self, kind: str, d: int) -> None:
+    def __init__(self, kind: str, d: int, impl: str = "torch") -> None:
         super().__init__()
         self.kind = check_choice("kind", kind, SEQ_NORMS)
         d = check_positive_int("d", d)
-        self.norm = {"layer": lambda: nn.LayerNorm(d), "rms": lambda: _rms_norm(d), "batch": lambda: nn.BatchNorm1d(d)}[
-            kind
-        ]()
+        # LN and RMSNorm over the last axis D; BN over D as after a linear layer (spatial_dims=0)
+        self.norm = make_norm(kind, d, spatial_dims=0, impl=impl)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3:
@@ -150,7 +144,9 @@ def train_sequence_model(model: TinyTransformer, seqs, labels: Tensor, *, steps:
 
 
 @torch.no_grad()
-def sequence_accuracy(model: TinyTransformer, seqs, labels: Tensor, *, batch_size: int = 64, training: bool = False) -> float:
+def sequence_accuracy(
+    model: TinyTransformer, seqs, labels: Tensor, *, batch_size: int = 64, training: bool = False
+) -> float:
     """Accuracy over padded batches of ``batch_size`` (in order); ``training=True`` evaluates in train mode."""
     batch_size = check_positive_int("batch_size", batch_size)
     was = {m: m.training for m in model.modules()}
