@@ -69,7 +69,7 @@ def machine_info() -> dict:
     import torch
 
     info = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -111,13 +111,8 @@ def table(rows: list[dict]) -> str:
     """A plain-text table of the rows (name, value with unit, spread), then the notes."""
     head = ("benchmark", "name", "value", "unit", "spread")
     body = [
-        (
-            r.get("bench", ""),
-            r["name"],
-            format_value(r["value"]),
-            str(r["unit"]),
-            "-" if r["spread"] is None else str(r["spread"]),
-        )
+        (r.get("bench", ""), r["name"], format_value(r["value"]), str(r["unit"]),
+         "-" if r["spread"] is None else str(r["spread"]))
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
