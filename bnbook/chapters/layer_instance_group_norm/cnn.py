@@ -4,7 +4,8 @@ Part of chapter 4, "LayerNorm, InstanceNorm, GroupNorm and RMSNorm"
 (``notebooks/04_layer_instance_group_norm.ipynb``): the batch-size and group-number experiments
 (the ideas of Wu & He 2018, Fig. 1 and Table 3) train this network,
 
-    3 x [conv3x3(C) - norm - relu], with a 2x2 max-pool after the first two blocks,
+    3 x [conv3x3(C) - norm - relu], with a 2x2 max-pool after the first two blocks (the last
+    convolution unpadded, 3x3 -> 1x1 positions),
     then a linear classifier,
 
 at a fixed number of *examples seen*, with SGD (momentum 0.9) and the linear learning-rate
@@ -65,18 +66,21 @@ def small_cnn(
 ) -> nn.Sequential:
     """Three conv-norm-relu blocks and a linear classifier (layers conv1, norm1, act1, pool1, ..., fc).
 
-    On 14x14 inputs the three blocks run at 14x14, 7x7 and 3x3 positions, so in the last block
-    a batch of 2 gives batch norm only 2 * 3 * 3 = 18 values per channel.
+    On 14x14 inputs the three blocks run at 14x14, 7x7 and 1x1 positions (the last convolution
+    has no padding), so in the last block a batch of N gives batch norm only N values per
+    channel, like a norm after a linear layer.
 
     Parameters
     ----------
     norm : {"batch", "layer", "instance", "group", "none"}
+        With ``"instance"`` only the first blocks can run: at the last block's single position
+        a (sample, channel) has no statistics, and PyTorch's InstanceNorm raises a ValueError.
     width : int
         Channels C of both convolutions (GN's ``num_groups`` must divide it).
     num_groups : int, optional
         Used by ``norm="group"`` only.
     image_size : int
-        Height = width of the input (>= 4).
+        Height = width of the input (>= 12).
     seed : int
         Initialization seed (PyTorch's default init, drawn inside ``torch.random.fork_rng``).
 
@@ -93,7 +97,7 @@ def small_cnn(
     """
     check_choice("norm", norm, CNN_NORMS)
     width = check_positive_int("width", width)
-    size = check_positive_int("image_size", image_size, minimum=4)
+    size = check_positive_int("image_size", image_size, minimum=12)
     in_channels = check_positive_int("in_channels", in_channels)
     num_classes = check_positive_int("num_classes", num_classes)
     seed = check_positive_int("seed", seed, minimum=0)
@@ -102,14 +106,15 @@ def small_cnn(
         layers = OrderedDict()
         c_in = in_channels
         for i in (1, 2, 3):
-            layers[f"conv{i}"] = nn.Conv2d(c_in, width, 3, padding=1)
+            # the last convolution has no padding: (3, 3) -> (1, 1) positions
+            layers[f"conv{i}"] = nn.Conv2d(c_in, width, 3, padding=1 if i < 3 else 0)
             layers[f"norm{i}"] = norm_layer(norm, width, num_groups=num_groups, impl=impl)
             layers[f"act{i}"] = nn.ReLU()
             if i < 3:
                 layers[f"pool{i}"] = nn.MaxPool2d(2)
             c_in = width
         layers["flatten"] = nn.Flatten()
-        layers["fc"] = nn.Linear(width * (size // 2 // 2) ** 2, num_classes)
+        layers["fc"] = nn.Linear(width * (size // 2 // 2 - 2) ** 2, num_classes)
         return nn.Sequential(layers)
 
 

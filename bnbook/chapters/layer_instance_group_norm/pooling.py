@@ -191,13 +191,15 @@ def set_statistics(kind: str, x: Tensor, num_groups: int | None = None) -> tuple
     """
     _check_kind(kind)
     _check_input(x)
-    ids = pooled_sets(kind, x.shape, num_groups).flatten()
-    num = int(ids.max()) + 1
-    flat = x.detach().flatten().to(torch.float64)
-    count = torch.zeros(num, dtype=torch.float64).index_add_(0, ids, torch.ones_like(flat))
-    s1 = torch.zeros(num, dtype=torch.float64).index_add_(0, ids, flat)
-    s2 = torch.zeros(num, dtype=torch.float64).index_add_(0, ids, flat * flat)
+    x = x.detach().to(torch.float64)
+    n, c = x.shape[:2]
+    if kind == "batch":
+        flat = x.transpose(0, 1).reshape(c, -1)  # (C, N * positions): set id = channel
+    else:
+        if kind == "instance" and x.dim() < 3:
+            raise ValueError("instance norm needs at least one spatial axis: x must be (N, C, L) or longer")
+        g = _check_groups(kind, c, num_groups)
+        flat = x.reshape(n * g, -1)  # set id = n * G + group, as in pooled_sets
     if kind == "rms":
-        return torch.zeros(num, dtype=torch.float64), torch.sqrt(s2 / count)
-    mean = s1 / count
-    return mean, torch.sqrt((s2 / count - mean * mean).clamp_min(0))
+        return torch.zeros(flat.shape[0], dtype=torch.float64), flat.square().mean(1).sqrt()
+    return flat.mean(1), flat.std(1, correction=0)
