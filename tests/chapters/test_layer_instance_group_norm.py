@@ -190,19 +190,19 @@ def test_norm_layer_choices_and_errors():
 def _toy(n=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 2
-    X = torch.randn(n, 1, 8, 8, generator=g) * 0.3 + y.view(n, 1, 1, 1).float()
+    X = torch.randn(n, 1, 12, 12, generator=g) * 0.3 + y.view(n, 1, 1, 1).float()
     return X, y
 
 
 def test_train_cnn_learns_and_is_reproducible():
     X, y = _toy()
-    net = ch.small_cnn("group", num_groups=2, width=4, image_size=8, num_classes=2)
+    net = ch.small_cnn("batch", width=4, image_size=12, num_classes=2)
     before = ch.test_error(net, X, y)
-    losses = ch.train_cnn(net, X, y, batch_size=8, examples=400, base_lr=0.2)
+    losses = ch.train_cnn(net, X, y, batch_size=16, examples=800, base_lr=0.2)
     assert len(losses) == 50
     assert ch.test_error(net, X, y) < min(before, 0.2)
-    net2 = ch.small_cnn("group", num_groups=2, width=4, image_size=8, num_classes=2)
-    assert ch.train_cnn(net2, X, y, batch_size=8, examples=400, base_lr=0.2) == losses
+    net2 = ch.small_cnn("batch", width=4, image_size=12, num_classes=2)
+    assert ch.train_cnn(net2, X, y, batch_size=16, examples=800, base_lr=0.2) == losses
     with pytest.raises(ValueError, match="labels"):
         ch.train_cnn(net, X, y[:3], batch_size=8, examples=10)
     with pytest.raises(ValueError, match="base_lr"):
