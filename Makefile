@@ -40,7 +40,8 @@ test: setup lint
 	$(PY) scripts/snapshot.py check .test-snapshot.json
 
 unit: setup
-	$(PY) -m pytest tests --ignore=tests/chapters -m "not slow and not browser" -q -p no:cacheprovider
+	$(PY) -m pytest tests --ignore=tests/chapters --ignore=tests/test_notebooks.py -m "not slow and not browser" -q \
+		-p no:cacheprovider
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINTED)

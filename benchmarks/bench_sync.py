@@ -30,8 +30,7 @@ def _rank_main(rank: int, store: str, out: str, shape: list[int], steps: int) ->
     import torch
     import torch.distributed as dist
 
-    from bnbook.layers import SyncBatchNorm
-    from bnbook.layers import BatchNorm2d
+    from bnbook.layers import BatchNorm2d, SyncBatchNorm
 
     torch.set_num_threads(1)
     dist.init_process_group(

@@ -18,14 +18,13 @@ that is stable and comparable across machines. The previous thread count is rest
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 
 import torch
 from torch import nn
 
-from bnbook import models
+from bnbook import models, settings
 
 BATCH_SIZE = 256
 VARIANTS = {
@@ -84,7 +83,7 @@ def measure(rounds: int, warmup: int, steps: int) -> dict[str, list[float]]:
     names = list(runners)
     per_round = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
+        order = names[r % len(names) :] + names[: r % len(names)]  # rotate who goes first
         for name in order:
             per_round[name].append(runners[name].examples_per_sec(warmup, steps))
     per_round["ratio"] = [b / t for b, t in zip(per_round["bnbook"], per_round["torch"])]
@@ -92,10 +91,7 @@ def measure(rounds: int, warmup: int, steps: int) -> dict[str, list[float]]:
 
 
 def _threads() -> int:
-    value = os.environ.get("BNBOOK_BENCH_THREADS", "1")
-    if not value.isdigit():
-        raise ValueError(f"BNBOOK_BENCH_THREADS must be an int >= 0, got {value!r}")
-    return int(value) or torch.get_num_threads()
+    return settings.bench_threads() or torch.get_num_threads()
 
 
 def run(quick: bool) -> list[dict]:
@@ -120,24 +116,28 @@ def run(quick: bool) -> list[dict]:
     for name in VARIANTS:
         values = per_round[name]
         lo, hi = _quartiles(values)
-        rows.append({
-            "name": f"lenet_train_{name}",
-            "metric": "training throughput (median over rounds)",
-            "value": statistics.median(values),
-            "unit": "examples/sec",
-            "spread": f"IQR {lo:,.0f}-{hi:,.0f}",
-            "notes": f"{labels[name]}; {setup}",
-            "rounds": values,
-        })
+        rows.append(
+            {
+                "name": f"lenet_train_{name}",
+                "metric": "training throughput (median over rounds)",
+                "value": statistics.median(values),
+                "unit": "examples/sec",
+                "spread": f"IQR {lo:,.0f}-{hi:,.0f}",
+                "notes": f"{labels[name]}; {setup}",
+                "rounds": values,
+            }
+        )
     ratios = per_round["ratio"]
     lo, hi = _quartiles(ratios)
-    rows.append({
-        "name": "lenet_train_ratio_bnbook_torch",
-        "metric": "throughput ratio bnbook / torch (median of per-round ratios)",
-        "value": statistics.median(ratios),
-        "unit": "ratio",
-        "spread": f"IQR {lo:.3f}-{hi:.3f}, min-max {min(ratios):.3f}-{max(ratios):.3f}",
-        "notes": f"goal >= 0.8 on CPU; {D2L_NOTE}",
-        "rounds": ratios,
-    })
+    rows.append(
+        {
+            "name": "lenet_train_ratio_bnbook_torch",
+            "metric": "throughput ratio bnbook / torch (median of per-round ratios)",
+            "value": statistics.median(ratios),
+            "unit": "ratio",
+            "spread": f"IQR {lo:.3f}-{hi:.3f}, min-max {min(ratios):.3f}-{max(ratios):.3f}",
+            "notes": f"goal >= 0.8 on CPU; {D2L_NOTE}",
+            "rounds": ratios,
+        }
+    )
     return rows

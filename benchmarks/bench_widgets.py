@@ -121,8 +121,12 @@ def measure_naive(n: int, seed: int = 0) -> dict[str, float]:
                 times.append(time.perf_counter() - t0)
     ms = np.array(times) * 1000.0
     q25, q75 = np.percentile(ms, [25, 75])
-    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95)), "iqr_ms": float(q75 - q25),
-            "n": n}
+    return {
+        "median_ms": float(np.median(ms)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "iqr_ms": float(q75 - q25),
+        "n": n,
+    }
 
 
 PANEL_FACTORIES = {"demo": make_demo_panel, **panel_factories()}
@@ -131,10 +135,22 @@ PANEL_FACTORIES = {"demo": make_demo_panel, **panel_factories()}
 def _rows(name: str, stats: dict, notes: str) -> list[dict]:
     """Two rows per panel: median (spread = interquartile range) and p95 latency."""
     return [
-        {"name": f"widgets.{name}.median", "metric": "slider latency median", "value": round(stats["median_ms"], 1),
-         "unit": "ms", "spread": round(stats["iqr_ms"], 1), "notes": f"n={stats['n']}, spread=IQR; {notes}"},
-        {"name": f"widgets.{name}.p95", "metric": "slider latency p95", "value": round(stats["p95_ms"], 1),
-         "unit": "ms", "spread": None, "notes": f"n={stats['n']}; {notes}"},
+        {
+            "name": f"widgets.{name}.median",
+            "metric": "slider latency median",
+            "value": round(stats["median_ms"], 1),
+            "unit": "ms",
+            "spread": round(stats["iqr_ms"], 1),
+            "notes": f"n={stats['n']}, spread=IQR; {notes}",
+        },
+        {
+            "name": f"widgets.{name}.p95",
+            "metric": "slider latency p95",
+            "value": round(stats["p95_ms"], 1),
+            "unit": "ms",
+            "spread": None,
+            "notes": f"n={stats['n']}; {notes}",
+        },
     ]
 
 
@@ -158,14 +174,28 @@ def run(quick: bool) -> list[dict]:
             html = panel.static_html()
             seconds = time.perf_counter() - t0
             frames = len(_frames(html))
-            rows.append({"name": f"widgets.{name}.static_html", "metric": "static HTML size",
-                         "value": round(len(html.encode()) / 1e6, 3), "unit": "MB", "spread": None,
-                         "notes": f"{frames} frames (palette PNG), pre-rendered in {seconds:.1f} s"})
+            rows.append(
+                {
+                    "name": f"widgets.{name}.static_html",
+                    "metric": "static HTML size",
+                    "value": round(len(html.encode()) / 1e6, 3),
+                    "unit": "MB",
+                    "spread": None,
+                    "notes": f"{frames} frames (palette PNG), pre-rendered in {seconds:.1f} s",
+                }
+            )
     naive = measure_naive(n, seed=0)
     rows += _rows("demo.naive", naive, "ipywidgets.interactive + pyplot + inline print_figure (the naive pattern)")
-    rows.append({"name": "widgets.demo.speedup", "metric": "naive / Panel median latency",
-                 "value": round(naive["median_ms"] / medians["demo"], 1), "unit": "x", "spread": None,
-                 "notes": "same run, same machine"})
+    rows.append(
+        {
+            "name": "widgets.demo.speedup",
+            "metric": "naive / Panel median latency",
+            "value": round(naive["median_ms"] / medians["demo"], 1),
+            "unit": "x",
+            "spread": None,
+            "notes": "same run, same machine",
+        }
+    )
     return rows
 
 

@@ -11,7 +11,13 @@ Usage::
     .venv/bin/python benchmarks/run.py            # all benchmarks, full size
     .venv/bin/python benchmarks/run.py --quick    # small sizes, for a smoke test
     .venv/bin/python benchmarks/run.py --only throughput
+    .venv/bin/python benchmarks/run.py --skip book          # all but bench_book (the slow full book build)
+    .venv/bin/python benchmarks/run.py --skip book --skip lab
     .venv/bin/python benchmarks/run.py --only rmsnorm    # RMSNorm vs LayerNorm (chapter 4)
+
+``bench_lab`` (slider latency in JupyterLab) and ``bench_book`` (``make book`` time, page
+sizes, first render) drive headless Chromium; ``bench_book`` builds the whole book in full
+mode twice and takes several minutes.
 """
 
 from __future__ import annotations
@@ -34,11 +40,13 @@ DEFAULT_OUTPUT = HERE / "results.json"
 REQUIRED_KEYS = ("name", "metric", "value", "unit", "spread", "notes")
 
 
-def discover(directory: Path = HERE, only: str | None = None) -> list[Path]:
-    """``bench_*.py`` files in ``directory`` whose stem contains ``only`` (if given), sorted."""
+def discover(directory: Path = HERE, only: str | None = None, skip: list[str] | None = None) -> list[Path]:
+    """``bench_*.py`` files in ``directory`` whose stem contains ``only`` (if given) and none of ``skip``, sorted."""
     paths = sorted(directory.glob("bench_*.py"))
     if only:
         paths = [p for p in paths if only.lower() in p.stem.lower()]
+    for s in skip or []:
+        paths = [p for p in paths if s.lower() not in p.stem.lower()]
     return paths
 
 
@@ -69,7 +77,7 @@ def machine_info() -> dict:
     import torch
 
     info = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -111,8 +119,13 @@ def table(rows: list[dict]) -> str:
     """A plain-text table of the rows (name, value with unit, spread), then the notes."""
     head = ("benchmark", "name", "value", "unit", "spread")
     body = [
-        (r.get("bench", ""), r["name"], format_value(r["value"]), str(r["unit"]),
-         "-" if r["spread"] is None else str(r["spread"]))
+        (
+            r.get("bench", ""),
+            r["name"],
+            format_value(r["value"]),
+            str(r["unit"]),
+            "-" if r["spread"] is None else str(r["spread"]),
+        )
         for r in rows
     ]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
@@ -130,12 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test, noisier numbers)")
     parser.add_argument("--only", metavar="SUBSTR", help="run only benchmarks whose file name contains SUBSTR")
+    parser.add_argument(
+        "--skip",
+        metavar="SUBSTR",
+        action="append",
+        default=[],
+        help="skip benchmarks whose file name contains SUBSTR (repeatable), e.g. --skip book",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results file (JSON)")
     args = parser.parse_args(argv)
 
-    paths = discover(HERE, args.only)
+    paths = discover(HERE, args.only, args.skip)
     if not paths:
-        print(f"no benchmarks match --only {args.only!r} in {HERE}", file=sys.stderr)
+        print(f"no benchmarks match --only {args.only!r} / --skip {args.skip!r} in {HERE}", file=sys.stderr)
         return 2
     results = load_results(args.output)
     machine = machine_info()

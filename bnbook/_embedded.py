@@ -81,7 +81,7 @@ def _read_mnist5k(path: str) -> tuple[np.ndarray, np.ndarray]:
         pixels, labels = table[:, :-1], table[:, -1]
         if pixels.min() < 0 or pixels.max() > 255:
             raise ValueError(f"pixels in [{pixels.min()}, {pixels.max()}], expected 0..255")
-        balanced = 0 <= labels.min() and labels.max() < _NUM_CLASSES
+        balanced = labels.min() >= 0 and labels.max() < _NUM_CLASSES
         if not (balanced and (np.bincount(labels, minlength=_NUM_CLASSES) == MNIST5K_SPLIT["per_class"]).all()):
             raise ValueError(f"labels {np.unique(labels).tolist()[:12]} are not 500 of each of 0..9")
     except (OSError, EOFError, ValueError) as e:  # missing, truncated gzip, garbled text

@@ -47,8 +47,9 @@ import pickle
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -122,7 +123,7 @@ class Loaders(tuple):
 
     info: DatasetInfo
 
-    def __new__(cls, train_iter: DataLoader, test_iter: DataLoader, info: DatasetInfo) -> "Loaders":
+    def __new__(cls, train_iter: DataLoader, test_iter: DataLoader, info: DatasetInfo) -> Loaders:
         self = super().__new__(cls, (train_iter, test_iter))
         self.info = info
         return self

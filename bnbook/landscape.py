@@ -8,7 +8,7 @@ was.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -66,8 +66,9 @@ def gradient_landscape(
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError("X and y must be torch.Tensors")
     if y.dim() != 1 or X.shape[0] != y.shape[0] or y.shape[0] < 2:
-        raise ValueError(f"X (N, ...) and y (N,) must hold the same N >= 2 examples, "
-                         f"got {tuple(X.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"X (N, ...) and y (N,) must hold the same N >= 2 examples, got {tuple(X.shape)} and {tuple(y.shape)}"
+        )
     etas_arr = np.asarray(etas, dtype=np.float64).ravel()
     if etas_arr.size == 0 or not np.all(np.isfinite(etas_arr)) or np.any(etas_arr <= 0):
         raise ValueError(f"etas must be a non-empty sequence of finite step sizes > 0, got {etas!r}")
@@ -87,7 +88,7 @@ def gradient_landscape(
                 offset = 0
                 for p, w in zip(params, w0):
                     n = p.numel()
-                    p.copy_(w - float(eta) * g0[offset:offset + n].view_as(p))
+                    p.copy_(w - float(eta) * g0[offset : offset + n].view_as(p))
                     offset += n
             loss = loss_fn(net(X), y)
             g = _flat_grad(loss, params)
@@ -96,7 +97,11 @@ def gradient_landscape(
     losses_arr, changes_arr = np.asarray(losses), np.asarray(changes)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta = changes_arr / (etas_arr * g_norm) if g_norm > 0 else np.full_like(changes_arr, np.nan)
-    return {"loss0": loss0.item(), "grad_norm": g_norm, "etas": etas_arr, "loss": losses_arr,
-            "grad_change": changes_arr, "beta": beta}
-
-
+    return {
+        "loss0": loss0.item(),
+        "grad_norm": g_norm,
+        "etas": etas_arr,
+        "loss": losses_arr,
+        "grad_change": changes_arr,
+        "beta": beta,
+    }

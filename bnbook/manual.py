@@ -17,7 +17,8 @@ normalizes.  Caches are plain dicts, so a reader can look inside them.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -120,8 +121,16 @@ def batchnorm_forward(
     istd = 1.0 / std  # (D,)
     xhat = xmu * istd  # (N, D)
     out = gamma * xhat + beta  # (N, D)
-    cache = {"kind": "batchnorm", "xhat": xhat, "xmu": xmu, "var": var, "std": std, "istd": istd,
-             "gamma": gamma, "eps": eps}
+    cache = {
+        "kind": "batchnorm",
+        "xhat": xhat,
+        "xmu": xmu,
+        "var": var,
+        "std": std,
+        "istd": istd,
+        "gamma": gamma,
+        "eps": eps,
+    }
     return out, cache
 
 
@@ -235,8 +244,16 @@ def layernorm_forward(
     istd = 1.0 / std  # (N, 1)
     xhat = xmu * istd  # (N, D)
     out = gamma * xhat + beta  # (N, D)
-    cache = {"kind": "layernorm", "xhat": xhat, "xmu": xmu, "var": var, "std": std, "istd": istd,
-             "gamma": gamma, "eps": eps}
+    cache = {
+        "kind": "layernorm",
+        "xhat": xhat,
+        "xmu": xmu,
+        "var": var,
+        "std": std,
+        "istd": istd,
+        "gamma": gamma,
+        "eps": eps,
+    }
     return out, cache
 
 

@@ -14,10 +14,11 @@ pyplot: a notebook shows a returned figure exactly once, and nothing leaks betwe
 from __future__ import annotations
 
 import io
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
-import numpy as np
 import matplotlib
+import numpy as np
 from matplotlib import cm, colors
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -233,11 +234,17 @@ def plot_running_stats(
     for j in range(r.shape[1]):
         (line,) = ax.plot(s, r[:, j], lw=2, label=(f"{labels[j]} running" if labels[j] else "running"))
         if b is not None:
-            ax.plot(s, b[:, j], ".", ms=3, alpha=0.5, color=line.get_color(),
-                    label=(f"{labels[j]} batch" if labels[j] else "batch"))
+            ax.plot(
+                s,
+                b[:, j],
+                ".",
+                ms=3,
+                alpha=0.5,
+                color=line.get_color(),
+                label=(f"{labels[j]} batch" if labels[j] else "batch"),
+            )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     if r.shape[1] <= 6:
         ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
     return fig
-

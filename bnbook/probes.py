@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from numbers import Real
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -171,8 +172,7 @@ class ActivationProbe:
         names = list(modules)
         if not names or not all(isinstance(n, str) for n in names):
             raise TypeError(
-                "modules must be None, a name, a list of names, or a module class / tuple of "
-                f"classes, got {modules!r}"
+                f"modules must be None, a name, a list of names, or a module class / tuple of classes, got {modules!r}"
             )
         unknown = [n for n in names if n not in named]
         if unknown:
@@ -180,7 +180,7 @@ class ActivationProbe:
         return {n: named[n] for n in names}
 
     # ---- hooks -----------------------------------------------------------------------
-    def __enter__(self) -> "ActivationProbe":
+    def __enter__(self) -> ActivationProbe:
         if self._handles:
             raise RuntimeError("this ActivationProbe is already attached (nested `with`?)")
         self._handles.append(self.net.register_forward_pre_hook(self._begin))

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENV_KEYS", "OUTPUT_KEYS", "quick", "dataset", "data_dir", "static"]
+__all__ = ["ENV_KEYS", "OUTPUT_KEYS", "quick", "dataset", "data_dir", "static", "bench_threads"]
 
-#: Every variable bnbook reads.
-ENV_KEYS = ("BNBOOK_QUICK", "BNBOOK_DATA", "BNBOOK_DATA_DIR", "BNBOOK_STATIC")
 #: The variables that change what an executed notebook shows (the book's cache hashes them).
-OUTPUT_KEYS = ENV_KEYS
+OUTPUT_KEYS = ("BNBOOK_QUICK", "BNBOOK_DATA", "BNBOOK_DATA_DIR", "BNBOOK_STATIC")
+#: Every variable bnbook reads.
+ENV_KEYS = OUTPUT_KEYS + ("BNBOOK_BENCH_THREADS",)
 
 
 def quick() -> bool:
@@ -43,3 +43,16 @@ def data_dir() -> str:
 def static() -> bool:
     """``BNBOOK_STATIC=1``: :func:`bnbook.widgets.show` emits pre-rendered HTML frames."""
     return os.environ.get("BNBOOK_STATIC") == "1"
+
+
+def bench_threads() -> int:
+    """``BNBOOK_BENCH_THREADS``: torch threads for the benchmarks (default 1; 0 means torch's default).
+
+    >>> import os; os.environ.pop("BNBOOK_BENCH_THREADS", None) and None
+    >>> bench_threads()
+    1
+    """
+    value = os.environ.get("BNBOOK_BENCH_THREADS", "1")
+    if not value.isdigit():
+        raise ValueError(f"BNBOOK_BENCH_THREADS must be an int >= 0, got {value!r}")
+    return int(value)

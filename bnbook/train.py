@@ -1,7 +1,8 @@
 """Training loop, evaluation and reproducibility helpers.
 
 Introduced in chapter 2, "Batch normalization from scratch"
-(``notebooks/02_batch_norm_from_scratch.ipynb``), where it plays the role of d2l's ``train_ch6`` (same Xavier initialization, SGD, cross-entropy and per-epoch metrics) and adds
+(``notebooks/02_batch_norm_from_scratch.ipynb``), where it plays the role of d2l's ``train_ch6``
+(same Xavier initialization, SGD, cross-entropy and per-epoch metrics) and adds
 what the book needs on top: a progress bar that works in a terminal and in Jupyter, live
 curves that redraw in place, test accuracy every ``eval_every`` steps (Ioffe & Szegedy 2015,
 Fig. 1(a)), a per-step ``callback`` for probes, and a clear error when the loss diverges.
@@ -15,14 +16,16 @@ import dataclasses
 import math
 import random
 import time
+from collections.abc import Callable, Iterable
 from numbers import Real
-from typing import Callable, Iterable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._validate import check_choice, check_positive_int
+from .plots import plot_history
 
 __all__ = ["History", "seed_everything", "select_device", "evaluate_accuracy", "train"]
 
@@ -224,9 +227,7 @@ def _make_optimizer(optimizer: OptimizerArg, params, lr: float) -> torch.optim.O
     if callable(optimizer):
         opt = optimizer(params)
         if not isinstance(opt, torch.optim.Optimizer):
-            raise TypeError(
-                f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}"
-            )
+            raise TypeError(f"optimizer callable must return a torch.optim.Optimizer, got {type(opt).__name__}")
         return opt
     raise TypeError(
         "optimizer must be 'sgd', 'adam' or a callable(params) -> torch.optim.Optimizer, "
@@ -247,8 +248,6 @@ class _LivePlot:
         import io
 
         from IPython.display import Image, display
-
-        from .plots import plot_history
 
         fig = plot_history(history)
         buf = io.BytesIO()

@@ -31,7 +31,9 @@ def run(path: Path) -> float:
     os.environ.update(env)  # nbclient's kernel inherits this process's environment
     try:
         t0 = time.perf_counter()
-        NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb, timeout=TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
         seconds = time.perf_counter() - t0
     finally:
         os.environ.clear()

@@ -21,13 +21,17 @@ def take() -> dict:
     try:
         status = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         status = ["<not a git checkout>"]
     hashes = {
         str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((ROOT / "notebooks").rglob("*")) if p.is_file()
+        for p in sorted((ROOT / "notebooks").rglob("*"))
+        if p.is_file()
     }
     return {"git_status": sorted(status), "notebooks": hashes}
 

@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
-# A cell makes a figure when it displays a matplotlib Figure, calls a bnbook.plots function or shows a panel.
-_FIGURE = re.compile(r"display\(\s*fig|^fig\s*$|\bplot_\w+\(|\bshow\(\s*\w*panel|\bshow\(make_panel|\bshow\(\w+\.make_panel", re.M)
+# A cell makes a figure when it builds or displays a matplotlib Figure, calls a plot_* function or shows a
+# panel (definitions, imports and comments do not count).
+_FIGURE = re.compile(r"display\(\s*fig|^fig\s*$|(?<![\w.])(show|Figure)\(|\bplot_\w*\(", re.M)
+_NOT_CODE = ("def ", "#", "from ", "import ")
 
 
 def code_cells(path: Path) -> list[dict]:
@@ -25,7 +27,7 @@ def source(cell: dict) -> str:
 
 def makes_figure(cell: dict) -> bool:
     """True if the cell's code displays a figure or a panel (its output must then show an image)."""
-    code = "\n".join(line for line in source(cell).splitlines() if not line.lstrip().startswith("#"))
+    code = "\n".join(line for line in source(cell).splitlines() if not line.lstrip().startswith(_NOT_CODE))
     return bool(_FIGURE.search(code))
 
 

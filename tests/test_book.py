@@ -36,7 +36,11 @@ def book(tmp_path_factory):
     jb = Path(sys.executable).with_name("jupyter-book")
     result = subprocess.run(
         [str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     assert snapshot.diff(before, snapshot.take()) == [], "the book build modified the sources"

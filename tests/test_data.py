@@ -134,7 +134,7 @@ def test_mnist_family_from_idx_files(tmp_path, cls, name):
     assert loaders.train_iter is train_iter and loaders.test_iter is test_iter
     X, y = next(iter(train_iter))
     assert X.shape == (8, 1, 28, 28) and X.dtype == torch.float32 and y.dtype == torch.int64
-    assert 0.0 <= X.min() and X.max() <= 1.0
+    assert X.min() >= 0.0 and X.max() <= 1.0
     # The test loader is in file order: exactly the written pixels / 255 and the written labels.
     X, y = all_batches(test_iter)
     images, labels = arrays["t10k"]
@@ -144,9 +144,17 @@ def test_mnist_family_from_idx_files(tmp_path, cls, name):
     _, y_train = all_batches(train_iter)
     assert sorted(y_train.tolist()) == sorted(arrays["train"][1].tolist())
     info = loaders.info
-    assert info == DatasetInfo(name=name, num_classes=10, in_channels=1, image_size=(28, 28),
-                               classes=tuple(cls.classes), num_train=N_TRAIN, num_test=N_TEST,
-                               source=os.path.join(str(tmp_path), cls.__name__, "raw"), notice=None)
+    assert info == DatasetInfo(
+        name=name,
+        num_classes=10,
+        in_channels=1,
+        image_size=(28, 28),
+        classes=tuple(cls.classes),
+        num_train=N_TRAIN,
+        num_test=N_TEST,
+        source=os.path.join(str(tmp_path), cls.__name__, "raw"),
+        notice=None,
+    )
     assert "20 train / 8 test" in repr(loaders)
 
 
@@ -154,7 +162,7 @@ def test_resize_and_limit(tmp_path):
     tiny_mnist(tmp_path, MNIST)
     loaders = load("mnist", batch_size=4, root=str(tmp_path), download=False, resize=32, limit=6)
     X, _ = next(iter(loaders.train_iter))
-    assert X.shape == (4, 1, 32, 32) and 0.0 <= X.min() and X.max() <= 1.0
+    assert X.shape == (4, 1, 32, 32) and X.min() >= 0.0 and X.max() <= 1.0
     assert loaders.info.image_size == (32, 32)
     assert (loaders.info.num_train, loaders.info.num_test) == (6, 6)
     assert len(all_batches(loaders.train_iter)[1]) == 6 and len(loaders.train_iter) == 2
@@ -438,28 +446,32 @@ def test_works_with_d2l_train_ch6(capsys):
     X, y = next(iter(train_iter))
     assert X.shape == (32, 1, 28, 28) and y.shape == (32,)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(1, 2, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(4),
-                        nn.Flatten(), nn.Linear(2 * 7 * 7, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(4), nn.Flatten(), nn.Linear(2 * 7 * 7, 10)
+    )
     d2l.train_ch6(net, train_iter, test_iter, num_epochs=1, lr=0.1, device=torch.device("cpu"))
     assert "test acc" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(name="imagenet"), ValueError, r"name 'imagenet'; expected one of \['auto', 'cifar10', .*'mnist5k'"),
-    (dict(name="Fashion-MNIST"), ValueError, "unknown dataset name"),
-    (dict(name=3), TypeError, "name must be a str"),
-    (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
-    (dict(batch_size=2.5), TypeError, "batch_size must be an int"),
-    (dict(batch_size=True), TypeError, "batch_size must be an int"),
-    (dict(resize=0), ValueError, "resize must be >= 1"),
-    (dict(resize="28"), TypeError, "resize must be an int"),
-    (dict(limit=0), ValueError, "limit must be >= 1"),
-    (dict(num_workers=-1), ValueError, "num_workers must be >= 0"),
-    (dict(seed=-1), ValueError, "seed must be >= 0"),
-    (dict(download="yes"), TypeError, "download must be None, True or False"),
-    (dict(root=5), TypeError, "root must be a str or os.PathLike"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(name="imagenet"), ValueError, r"name 'imagenet'; expected one of \['auto', 'cifar10', .*'mnist5k'"),
+        (dict(name="Fashion-MNIST"), ValueError, "unknown dataset name"),
+        (dict(name=3), TypeError, "name must be a str"),
+        (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+        (dict(batch_size=2.5), TypeError, "batch_size must be an int"),
+        (dict(batch_size=True), TypeError, "batch_size must be an int"),
+        (dict(resize=0), ValueError, "resize must be >= 1"),
+        (dict(resize="28"), TypeError, "resize must be an int"),
+        (dict(limit=0), ValueError, "limit must be >= 1"),
+        (dict(num_workers=-1), ValueError, "num_workers must be >= 0"),
+        (dict(seed=-1), ValueError, "seed must be >= 0"),
+        (dict(download="yes"), TypeError, "download must be None, True or False"),
+        (dict(root=5), TypeError, "root must be a str or os.PathLike"),
+    ],
+)
 def test_bad_arguments(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         load(**{"name": "digits", **kwargs})

@@ -316,11 +316,14 @@ ERROR_CASES = [
      RuntimeError, "Expected normalized_shape to be at least 1-dimensional"),
     ("layer int shape", ("layer_norm", (x3, 5), {}), TypeError, "normalized_shape"),
     ("layer weight", ("layer_norm", (x3, (5,), torch.ones(4)), {}),
-     RuntimeError, "Expected weight to be of same shape as normalized_shape, but got weight of shape [4] and normalized_shape = [5]"),
+     RuntimeError,
+     "Expected weight to be of same shape as normalized_shape, but got weight of shape [4] and normalized_shape = [5]"),
     ("layer bias", ("layer_norm", (x3, (5,), None, torch.ones(4)), {}),
      RuntimeError, "Expected bias to be of same shape as normalized_shape"),
     ("groups not dividing", ("group_norm", (torch.randn(2, 6, 4), 4), {}),
-     RuntimeError, "Expected number of channels in input to be divisible by num_groups, but got input of shape [2, 6, 4] and num_groups=4"),
+     RuntimeError,
+     "Expected number of channels in input to be divisible by num_groups, but got input of shape [2, 6, 4] and "
+     "num_groups=4"),
     ("group 1-D", ("group_norm", (torch.randn(6), 3), {}),
      RuntimeError, "Expected at least 2 dimensions for input tensor but received 1"),
     ("group one value", ("group_norm", (torch.randn(1, 6), 6), {}),
@@ -450,7 +453,6 @@ def test_no_in_place_change_of_input_or_parameters():
         fn()
     for t, c in zip((x, w, b), copies):
         assert torch.equal(t, c)
-
 
 
 @pytest.mark.parametrize("affine", AFFINE)

@@ -12,6 +12,7 @@ from torch import nn
 
 from bnbook.landscape import gradient_landscape
 
+
 def test_gradient_landscape_matches_direct_computation():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 7), nn.BatchNorm1d(7), nn.Sigmoid(), nn.Linear(7, 3)).double()
@@ -70,5 +71,3 @@ def test_gradient_landscape_at_a_minimum_has_zero_gradient():
     out = gradient_landscape(net, X, y, [1.0])
     assert out["grad_norm"] == 0.0 and np.isnan(out["beta"]).all()
     assert out["loss"][0] == pytest.approx(math.log(2))
-
-

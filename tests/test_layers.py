@@ -200,8 +200,17 @@ def test_parameters_and_buffers_have_torch_names_shapes_and_dtypes(case):
             assert (getattr(ours, name, None) is None) == (getattr(theirs, name, None) is None)
         assert_same_state(ours, theirs)  # initial values: weight 1, bias 0, mean 0, var 1, 0
         assert ours.state_dict()._metadata[""] == theirs.state_dict()._metadata[""]
-        for attr in ["num_features", "eps", "momentum", "affine", "track_running_stats",
-                     "normalized_shape", "elementwise_affine", "num_groups", "num_channels"]:
+        for attr in [
+            "num_features",
+            "eps",
+            "momentum",
+            "affine",
+            "track_running_stats",
+            "normalized_shape",
+            "elementwise_affine",
+            "num_groups",
+            "num_channels",
+        ]:
             assert getattr(ours, attr, "absent") == getattr(theirs, attr, "absent"), attr
 
 
@@ -335,9 +344,7 @@ def test_eval_uses_running_statistics_and_updates_nothing():
     state = {k: v.clone() for k, v in bn.state_dict().items()}
     bn.eval()
     x = make_input((2, 3, 4, 4), g)
-    expected = (x - bn.running_mean.view(1, 3, 1, 1)) / torch.sqrt(
-        bn.running_var.view(1, 3, 1, 1) + bn.eps
-    )
+    expected = (x - bn.running_mean.view(1, 3, 1, 1)) / torch.sqrt(bn.running_var.view(1, 3, 1, 1) + bn.eps)
     assert_close(bn(x), expected)  # weight 1, bias 0
     for k, v in bn.state_dict().items():
         assert torch.equal(v, state[k]), k

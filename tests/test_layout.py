@@ -61,8 +61,6 @@ def test_the_library_never_imports_the_chapters(module):
     assert bad == [], f"{module} imports {bad}: the library must not depend on a chapter"
 
 
-
-
 @pytest.mark.parametrize("module", MODULES)
 def test_modules_are_small(module):
     lines = len(_source(module).read_text().splitlines())
@@ -107,3 +105,9 @@ def test_the_import_check_catches_a_library_module_that_imports_a_chapter(tmp_pa
     probe.parent.mkdir()
     probe.write_text("from .chapters import preface\nimport bnbook.chapters.batch_norm_from_scratch\n")
     assert {"bnbook.chapters", "bnbook.chapters.batch_norm_from_scratch"} <= _imported(probe, tmp_path)
+
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "bnbook.settings"])
+def test_only_bnbook_settings_reads_the_environment(module):
+    text = _source(module).read_text()
+    assert "os.environ" not in text and "getenv" not in text, f"{module}: read BNBOOK_* through bnbook.settings"

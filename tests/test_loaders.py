@@ -38,7 +38,9 @@ def test_fast_loader_gives_the_batches_of_a_shuffled_dataloader_without_the_last
 def test_in_memory_first_and_head():
     plain = _Plain(7)
     mem = in_memory(plain)
-    assert isinstance(mem, TensorDataset) and torch.equal(mem.tensors[0], plain.X) and torch.equal(mem.tensors[1], plain.y)
+    assert (
+        isinstance(mem, TensorDataset) and torch.equal(mem.tensors[0], plain.X) and torch.equal(mem.tensors[1], plain.y)
+    )
     assert in_memory(mem) is mem
     X, y = first(plain, 3)
     assert torch.equal(X, plain.X[:3]) and y.tolist() == [0, 1, 2]

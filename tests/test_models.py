@@ -1,6 +1,5 @@
 """Tests for bnbook.models: shapes, parameter counts, layer names, norm/impl switches."""
 
-
 import pytest
 import torch
 from torch import nn
@@ -49,8 +48,22 @@ def test_lenet_layer_names():
     net = models.lenet("batch", impl="torch")
     names = [n for n, _ in net.named_children()]
     assert names == [
-        "conv1", "bn1", "act1", "pool1", "conv2", "bn2", "act2", "pool2", "flatten",
-        "fc1", "bn3", "act3", "fc2", "bn4", "act4", "fc3",
+        "conv1",
+        "bn1",
+        "act1",
+        "pool1",
+        "conv2",
+        "bn2",
+        "act2",
+        "pool2",
+        "flatten",
+        "fc1",
+        "bn3",
+        "act3",
+        "fc2",
+        "bn4",
+        "act4",
+        "fc3",
     ]
     plain = [n for n, _ in models.lenet(None, impl="torch").named_children()]
     assert plain == [n for n in names if not n.startswith("bn")]
@@ -107,7 +120,10 @@ def test_cifar_mlp():
     expected = (3072 * 64 + 64) + (64 * 32 + 32) + (32 * 10 + 10)
     assert num_params(net) == expected + 2 * (64 + 32)
     assert [type(m) for m in (net.bn1, net.act1, net.bn2, net.act2)] == [
-        nn.BatchNorm1d, nn.ReLU, nn.BatchNorm1d, nn.ReLU
+        nn.BatchNorm1d,
+        nn.ReLU,
+        nn.BatchNorm1d,
+        nn.ReLU,
     ]
 
 
@@ -115,13 +131,9 @@ def test_ioffe_mlp():
     net = models.ioffe_mlp()  # the paper's baseline: no BN
     assert net(torch.randn(6, 1, 28, 28)).shape == (6, 10)
     assert num_params(net) == (784 * 100 + 100) + 2 * (100 * 100 + 100) + (100 * 10 + 10)
-    assert [n for n, _ in net.named_children()] == [
-        "flatten", "fc1", "act1", "fc2", "act2", "fc3", "act3", "fc4"
-    ]
+    assert [n for n, _ in net.named_children()] == ["flatten", "fc1", "act1", "fc2", "act2", "fc3", "act3", "fc4"]
     bn = models.ioffe_mlp("batch", impl="torch", depth=2, hidden=50)
-    assert [n for n, _ in bn.named_children()] == [
-        "flatten", "fc1", "bn1", "act1", "fc2", "bn2", "act2", "fc3"
-    ]
+    assert [n for n, _ in bn.named_children()] == ["flatten", "fc1", "bn1", "act1", "fc2", "bn2", "act2", "fc3"]
     assert all(isinstance(m, nn.Sigmoid) for m in (bn.act1, bn.act2))
 
 

@@ -11,8 +11,12 @@ from bnbook.train import History
 
 def history(with_steps: bool) -> History:
     h = History(
-        train_loss=[1.2, 0.7, 0.5], train_acc=[0.6, 0.8, 0.85], test_acc=[0.65, 0.78, 0.83],
-        examples_per_sec=[1000.0] * 3, epoch_time=[1.0] * 3, device="cpu",
+        train_loss=[1.2, 0.7, 0.5],
+        train_acc=[0.6, 0.8, 0.85],
+        test_acc=[0.65, 0.78, 0.83],
+        examples_per_sec=[1000.0] * 3,
+        epoch_time=[1.0] * 3,
+        device="cpu",
     )
     if with_steps:
         h.steps = [(0, 0.1), (10, 0.5), (20, 0.8)]
@@ -107,7 +111,12 @@ def test_plot_running_stats():
     ax = fig.axes[0]
     assert labels(ax) == ("Running estimate vs. per-batch statistic", "training step", "mean")
     assert len(ax.lines) == 4
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ch 0 running", "ch 0 batch", "ch 1 running", "ch 1 batch"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "ch 0 running",
+        "ch 0 batch",
+        "ch 1 running",
+        "ch 1 batch",
+    ]
     assert ax.lines[0].get_color() == ax.lines[1].get_color()
     only = plots.plot_running_stats(steps, running[:, 0])
     assert len(only.axes[0].lines) == 1

@@ -93,9 +93,8 @@ def test_hooks_removed_after_with_block_and_after_exception():
         assert probe.attached and num_hooks(net) > before
         net(torch.randn(4, 8))
     assert not probe.attached and num_hooks(net) == before
-    with pytest.raises(RuntimeError, match="inside"):
-        with ActivationProbe(net):
-            raise RuntimeError("inside the block")
+    with pytest.raises(RuntimeError, match="inside"), ActivationProbe(net):
+        raise RuntimeError("inside the block")
     assert num_hooks(net) == before
     net(torch.randn(4, 8))  # still works, nothing recorded after exit
     assert probe.steps("1").tolist() == [0]
@@ -170,9 +169,8 @@ def test_does_not_keep_tensors_alive():
     net = mlp()
     refs = []
     handle = net[3].register_forward_hook(lambda m, a, out: refs.append(weakref.ref(out)))
-    with ActivationProbe(net, ["3"], bins=5, range=(0, 1)) as probe:
-        with torch.no_grad():
-            net(torch.randn(4, 8))
+    with ActivationProbe(net, ["3"], bins=5, range=(0, 1)) as probe, torch.no_grad():
+        net(torch.randn(4, 8))
     handle.remove()
     gc.collect()
     assert refs[0]() is None
@@ -208,9 +206,8 @@ def test_non_tensor_output_raises():
             return "text"
 
     net = nn.Sequential(Text())
-    with pytest.raises(TypeError, match="not a tensor"):
-        with ActivationProbe(net):
-            net(torch.zeros(1))
+    with pytest.raises(TypeError, match="not a tensor"), ActivationProbe(net):
+        net(torch.zeros(1))
 
 
 def test_argument_validation():
@@ -252,9 +249,8 @@ def test_argument_validation():
         probe.histograms("1")
     with pytest.raises(ValueError, match="step"):
         probe.step(-1)
-    with probe:
-        with pytest.raises(RuntimeError, match="already attached"):
-            probe.__enter__()
+    with probe, pytest.raises(RuntimeError, match="already attached"):
+        probe.__enter__()
     assert "detached" in repr(probe)
 
 
@@ -287,9 +283,8 @@ def test_keyword_only_input_raises():
             return self.lin(input=x)
 
     net = Net()
-    with pytest.raises(TypeError, match="without a positional input"):
-        with ActivationProbe(net, ["lin"], where="input"):
-            net(torch.zeros(1, 2))
+    with pytest.raises(TypeError, match="without a positional input"), ActivationProbe(net, ["lin"], where="input"):
+        net(torch.zeros(1, 2))
 
 
 # --------------------------------------------------------------------------- layer_output

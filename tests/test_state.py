@@ -48,9 +48,8 @@ def test_preserved_restores_buffers_modes_parameters_and_rng_snapshots():
 
 def test_preserved_without_params_keeps_the_parameter_changes():
     net = nn.Linear(2, 2)
-    with preserved(net):
-        with torch.no_grad():
-            net.weight.zero_()
+    with preserved(net), torch.no_grad():
+        net.weight.zero_()
     assert torch.count_nonzero(net.weight) == 0
 
 
@@ -61,9 +60,8 @@ def test_num_threads_sets_and_restores():
     assert torch.get_num_threads() == old
     with num_threads(None):
         assert torch.get_num_threads() == old
-    with pytest.raises(ValueError, match="num_threads"):
-        with num_threads(0):
-            pass
+    with pytest.raises(ValueError, match="num_threads"), num_threads(0):
+        pass
 
 
 def test_check_module():

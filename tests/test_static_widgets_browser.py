@@ -29,8 +29,9 @@ def open_html(page, tmp_path: Path, *snippets: str, name: str = "panels.html") -
     """Write the snippets into one HTML document and open it through a file:// URL."""
     path = tmp_path / name
     body = "\n<hr>\n".join(snippets)
-    path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>t</title></head>'
-                    f"<body>\n{body}\n</body></html>")
+    path.write_text(
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>t</title></head><body>\n{body}\n</body></html>'
+    )
     page.goto(path.as_uri())
 
 
@@ -88,7 +89,7 @@ def demo_panel(offset: float = 0.0, **kwargs) -> Panel:
         if eps == 1.0:
             raise ValueError("eps = 1 swamps the variance")
         x = np.linspace(-3, 3, 200)
-        y = np.exp(-x**2 / (1 + eps * 1e4)) if shape == "gauss" else np.clip(1 - abs(x) / 2, 0, None)
+        y = np.exp(-(x**2) / (1 + eps * 1e4)) if shape == "gauss" else np.clip(1 - abs(x) / 2, 0, None)
         state["line"].set_data(x, (y[::-1] if flip else y) + offset)
         state["ax"].set_title(f"eps={eps:g} {shape} {flip}")
         return f"eps = {eps:g}, {shape}, flip={flip}"

@@ -229,7 +229,13 @@ def test_optimizers():
     h = tr.train(small_net(), train_iter, test_iter, 2, lr=0.01, optimizer="adam", seed=0, progress=False)
     assert h.test_acc[-1] > 0.9
     h = tr.train(
-        small_net(), train_iter, test_iter, 2, lr=1.0, seed=0, progress=False,
+        small_net(),
+        train_iter,
+        test_iter,
+        2,
+        lr=1.0,
+        seed=0,
+        progress=False,
         optimizer=lambda params: torch.optim.SGD(params, lr=0.2, momentum=0.9),
     )
     assert h.test_acc[-1] > 0.9

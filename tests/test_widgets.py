@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-
 import doctest
 import html as html_lib
 import io
@@ -333,8 +332,14 @@ def test_other_layouts_and_transparent_figures(layout):
         fig.patch.set_alpha(0.0)
         return fig.add_subplot()
 
-    panel = Panel({"a": Toggle("a", True)}, setup, lambda ax, a: ax.set_title(str(a)) and None,
-                  figsize=FIGSIZE, dpi=DPI, layout=layout)
+    panel = Panel(
+        {"a": Toggle("a", True)},
+        setup,
+        lambda ax, a: ax.set_title(str(a)) and None,
+        figsize=FIGSIZE,
+        dpi=DPI,
+        layout=layout,
+    )
     png = panel.render_png(a=False)
     with Image.open(io.BytesIO(png)) as im:
         assert im.mode == "RGBA"
@@ -410,8 +415,7 @@ def test_static_error_frames_keep_the_image_and_are_escaped():
             raise ValueError("bad </script><script>alert(1)</script> value")
         ax.set_title("same")  # a=0 and a=1 draw the same picture: stored once
 
-    panel = Panel({"a": Slider("a", [0, 1, 2], 0)}, lambda fig: fig.add_subplot(), update,
-                  figsize=FIGSIZE, dpi=DPI)
+    panel = Panel({"a": Slider("a", [0, 1, 2], 0)}, lambda fig: fig.add_subplot(), update, figsize=FIGSIZE, dpi=DPI)
     html = panel.static_html()
     data = static_data(html)
     assert len(data["images"]) == 1
@@ -496,7 +500,7 @@ def test_measure_latency_returns_sane_numbers_and_restores_values():
     assert 0 <= stats["iqr_ms"] <= stats["max_ms"]
     assert len(calls) == 1 + 1 + 8 + 1  # set, warm-up, n timed changes, restore
     assert panel.values["slope"] == 8 and panel._control_widgets["slope"].value == 8
-    assert len({c for c in calls[2:-1]}) > 1, "the changes must actually vary"
+    assert len(set(calls[2:-1])) > 1, "the changes must actually vary"
     with pytest.raises(ValueError, match="n must be"):
         measure_latency(panel, n=0)
     with pytest.raises(TypeError, match="Panel"):
@@ -590,3 +594,32 @@ def test_only_the_live_module_imports_ipywidgets():
             if any(n.split(".")[0] == "ipywidgets" for n in names):
                 importers.append(path.name)
     assert importers == ["live.py"]
+
+
+def test_drawn_error_shows_the_figure_drawn_for_the_failing_setting():
+    """A plain error keeps the last good image; DrawnError shows the figure update() drew for the failure."""
+    from bnbook.widgets import DrawnError
+
+    def setup(fig):
+        ax = fig.subplots()
+        return {"text": ax.text(0.5, 0.5, "", ha="center")}
+
+    def update(state, x, drawn):
+        state["text"].set_text(f"x = {x}")
+        if x == 0:
+            try:
+                1 / x
+            except ZeroDivisionError as exc:
+                if drawn:
+                    state["text"].set_text("x = 0 has no reciprocal")
+                    raise DrawnError("x must be non-zero") from ValueError("x must be non-zero")
+                raise ValueError("x must be non-zero") from exc
+        return f"1/x = {1 / x}"
+
+    panel = Panel({"x": Slider("x", [0, 1, 2], 1), "drawn": Toggle("drawn", False)}, setup, update)
+    good = panel.render_png()
+    panel.set(x=1)
+    panel.set(x=0)
+    assert panel.error and panel.status == "ValueError: x must be non-zero" and panel._png == good
+    panel.set(drawn=True)
+    assert panel.error and panel.status == "ValueError: x must be non-zero" and panel._png != good

@@ -28,17 +28,22 @@ class _BatchNorm(_NormBase):
         _check_dims(input, self._accepted_dims)
         _check_channels(input, self.num_features)
 
-        factor = 0.0  # weight of this batch in the running averages (unused if not updated)
-        if self.training and self.track_running_stats:
-            # Counted before the functional call, exactly as PyTorch does.
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                # Cumulative moving average: the k-th batch gets weight 1/k, so the running
-                # value is the plain mean of all batch statistics so far.
-                factor = 1.0 / float(self.num_batches_tracked)
-            else:
-                factor = self.momentum
+        return self._normalize(input, self._count_batch())
 
+    def _count_batch(self) -> float:
+        """Count a training batch; return its weight in the running averages (0.0 if not updated)."""
+        if not (self.training and self.track_running_stats):
+            return 0.0
+        # Counted before the functional call, exactly as PyTorch does.
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:
+            # Cumulative moving average: the k-th batch gets weight 1/k, so the running
+            # value is the plain mean of all batch statistics so far.
+            return 1.0 / float(self.num_batches_tracked)
+        return self.momentum
+
+    def _normalize(self, input: Tensor, factor: float) -> Tensor:
+        """``functional.batch_norm`` with this layer's parameters, buffers and mode."""
         # Batch statistics in training, and in eval when there are no running ones.
         use_batch_stats = self.training or self.running_mean is None
         # Pass the buffers when they are read (eval) or updated (training and tracked).

@@ -28,7 +28,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from bnbook import functional
 from bnbook._validate import DTypeError, ShapeError
 from bnbook.layers.batchnorm import _BatchNorm
 
@@ -247,7 +246,6 @@ class SyncBatchNorm(_BatchNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         group, world_size = self._group_and_size()
-        use_batch_stats = self.training or self.running_mean is None
         sync = self.training and world_size > 1  # torch syncs in training mode only
         if sync:
             # Checked together with the other ranks: a problem raises on all of them.
@@ -255,23 +253,9 @@ class SyncBatchNorm(_BatchNorm):
         else:
             self._check_local(input)
 
-        factor = 0.0  # weight of this batch in the running averages (unused if not updated)
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)  # counted before the statistics, as in BatchNorm
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-
+        factor = self._count_batch()  # counted before the statistics, as in BatchNorm
         if not sync:
-            pass_buffers = not self.training or self.track_running_stats
-            return functional.batch_norm(
-                input,
-                self.running_mean if pass_buffers else None,
-                self.running_var if pass_buffers else None,
-                self.weight,
-                self.bias,
-                training=use_batch_stats,
-                momentum=factor,
-                eps=self.eps,
-            )
+            return self._normalize(input, factor)  # BatchNorm's computation, on any (N, C, *) input
 
         total = sum(counts)
         if total == 1:  # BatchNorm's test and message, for the pooled batch

@@ -39,13 +39,14 @@ from .controls import Control as Control  # the type of a control spec, as befor
 from .latency import measure_latency
 from .panel import _ERROR_COLOR as _ERROR_COLOR  # the tests compare colours with it
 from .panel import _MAX_MESSAGE_CHARS as _MAX_MESSAGE_CHARS
-from .panel import Panel, show
+from .panel import DrawnError, Panel, show
 
 __all__ = [
     "Slider",
     "Choice",
     "Toggle",
     "Panel",
+    "DrawnError",
     "show",
     "measure_latency",
 ]

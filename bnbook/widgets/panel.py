@@ -9,7 +9,6 @@ panel (``notebooks/00_preface.ipynb``).
 from __future__ import annotations
 
 import base64
-
 import inspect
 import io
 import keyword
@@ -48,6 +47,16 @@ def _as_value_error(check: Callable[..., Any], name: str, value: Any, **bounds: 
 def check_count(name: str, value: Any) -> int:
     """An int >= 1 (``max_frames``, ``n``), else ValueError naming ``name``."""
     return _as_value_error(check_positive_int, name, value)
+
+
+class DrawnError(ValueError):
+    """Raise from ``update()`` after drawing a figure that matches a failing setting.
+
+    A plain ``ValueError``/``RuntimeError`` from ``update()`` leaves the panel showing its last
+    good image beside the error.  Raising ``DrawnError(...) from exc`` instead says that the
+    figure now shows the failing setting itself (e.g. empty axes saying why): the panel shows
+    *that* figure, live and in the static frames, with the original error as the status.
+    """
 
 
 @dataclass
@@ -214,6 +223,8 @@ class Panel:
         self._ensure_setup()
         try:
             ret = self._update_fn(self._state, **values)
+        except DrawnError as exc:  # the figure matches the failing setting: show it
+            return _Frame(self._encode(small=small), _format_error(exc.__cause__ or exc), True)
         except (ValueError, RuntimeError) as exc:
             return _Frame(None, _format_error(exc), True)
         status = self._after_update(ret)

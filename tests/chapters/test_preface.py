@@ -90,3 +90,11 @@ def test_panel_output_axis_follows_the_spike_of_a_collapsed_output():
     panel.set(scale=1e-3, eps=1e-1)
     spike = max(_bars(panel, "out"))
     assert spike > 0.5 and spike <= ax.get_ylim()[1]  # the collapsed output stays on the axis
+
+
+def test_panel_is_reproducible_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = make_panel(num_samples=256), make_panel(num_samples=256)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert a.render_png(scale=10.0) == b.render_png(scale=10.0)
+    assert "1e-01" in (a.set(eps=1e-1) and a._state["axes"]["out"].get_title())

@@ -11,8 +11,10 @@ from typing import Optional
 import torch
 from torch import nn
 
+from bnbook import data as datasets
 from bnbook import settings
 from bnbook._validate import check_positive_int
+from bnbook.models import lenet
 from bnbook.probes import layer_output
 
 __all__ = ["check_2d", "pre_bn_activations", "default_activations", "pick_feature"]
@@ -71,13 +73,11 @@ def default_activations(quick: bool = True, *, dataset: str = "auto", seed: int 
 
 @functools.lru_cache(maxsize=4)
 def _default_activations(quick: bool, dataset: str, _env: Optional[str], seed: int) -> tuple[torch.Tensor, str]:
-    from bnbook.data import load
-    from bnbook.models import lenet
 
     limit = 1024 if quick else 4096
     name = (_env or dataset) if dataset == "auto" else dataset
     resize = 28 if name == "digits" else None  # LeNet needs >= 16x16; "auto" resizes by itself
-    loaders = load(dataset, batch_size=limit, limit=limit, seed=seed, resize=resize)
+    loaders = datasets.load(dataset, batch_size=limit, limit=limit, seed=seed, resize=resize)
     info = loaders.info
     X = torch.cat([xb for xb, _ in loaders.train_iter])  # (N, C, H, W)
     with torch.random.fork_rng(devices=[]):

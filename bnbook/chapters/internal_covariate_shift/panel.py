@@ -5,7 +5,8 @@ Part of chapter 1, "Internal covariate shift" (``notebooks/01_internal_covariate
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 from matplotlib.ticker import MaxNLocator
@@ -45,7 +46,8 @@ def make_panel(
     Parameters
     ----------
     quick : bool, default True
-        300 steps per run (2000 otherwise), test accuracy on at most 1000 examples.
+        300 steps per run (2000 otherwise), test accuracy on at most 500 test examples
+        (5000 otherwise) and histograms of 250 (500) probe examples.
     data : Loaders, optional
         Default :func:`load_data`.
     lrs, init_scales : sequences of float
@@ -74,7 +76,7 @@ def make_panel(
     runs: dict[tuple[float, float, bool], ShiftRun] = {}
     base = ShiftConfig(
         num_steps=num_steps, seed=seed, record_every=max(1, num_steps // 30), record_steps=tuple(hist_steps),
-        probe_size=500, eval_size=1000 if quick else 5000, bins=48, hist_range=(-12.0, 12.0),
+        probe_size=250 if quick else 500, eval_size=500 if quick else 5000, bins=48, hist_range=(-12.0, 12.0),
     )  # fmt: skip
 
     def get(lr: float, scale: float, bn: bool) -> ShiftRun:

@@ -29,11 +29,11 @@ _EDGES = np.linspace(-4, 4, 41)
 
 def default_activations(num: int = 32, seed: int = 0) -> torch.Tensor:
     """Real activations (num, 16, 14, 14): the first conv layer of a seeded CNN on MNIST-5k test images."""
+    from bnbook import data  # as a module, so that tests can patch data.load
     from bnbook.chapters.layer_instance_group_norm.cnn import small_cnn
-    from bnbook.data import load
     from bnbook.loaders import datasets_of, first
 
-    _, test = datasets_of(load("mnist5k", resize=14))
+    _, test = datasets_of(data.load("mnist5k", resize=14))
     X, _ = first(test, num)  # (num, 1, 14, 14)
     with torch.no_grad():
         return small_cnn("none", seed=seed).conv1(X)
