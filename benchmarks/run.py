@@ -13,6 +13,7 @@ Usage::
     .venv/bin/python benchmarks/run.py --only throughput
     .venv/bin/python benchmarks/run.py --skip book          # all but bench_book (the slow full book build)
     .venv/bin/python benchmarks/run.py --skip book --skip lab
+    .venv/bin/python benchmarks/run.py --only rmsnorm    # RMSNorm vs LayerNorm (chapter 4)
 
 ``bench_lab`` (slider latency in JupyterLab) and ``bench_book`` (``make book`` time, page
 sizes, first render) drive headless Chromium; ``bench_book`` builds the whole book in full
