@@ -19,6 +19,16 @@ from bnbook.layers._base import _check_channels, _register_affine, _reset_affine
 __all__ = ["GroupNorm", "LayerNorm", "RMSNorm"]
 
 
+def _as_shape(normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
+    """``normalized_shape`` as a tuple of positive ints (an int means a 1-tuple), as torch stores it."""
+    if isinstance(normalized_shape, Integral):
+        normalized_shape = (normalized_shape,)
+    shape = tuple(normalized_shape)
+    for d in shape:
+        check_positive_int("normalized_shape entries", d)
+    return shape
+
+
 class LayerNorm(nn.Module):
     """Layer normalization (Ba et al. 2016); drop-in for ``torch.nn.LayerNorm``.
 
@@ -57,11 +67,7 @@ class LayerNorm(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if isinstance(normalized_shape, Integral):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
-        for d in self.normalized_shape:
-            check_positive_int("normalized_shape entries", d)
+        self.normalized_shape = _as_shape(normalized_shape)
         check_eps(eps)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
@@ -193,11 +199,7 @@ class RMSNorm(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if isinstance(normalized_shape, Integral):
-            normalized_shape = (normalized_shape,)
-        self.normalized_shape = tuple(normalized_shape)
-        for d in self.normalized_shape:
-            check_positive_int("normalized_shape entries", d)
+        self.normalized_shape = _as_shape(normalized_shape)
         if eps is not None:
             check_eps(eps)
         self.eps = eps  # as given, None included, so that repr() reads like torch's
