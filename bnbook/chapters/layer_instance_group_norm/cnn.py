@@ -4,9 +4,8 @@ Part of chapter 4, "LayerNorm, InstanceNorm, GroupNorm and RMSNorm"
 (``notebooks/04_layer_instance_group_norm.ipynb``): the batch-size and group-number experiments
 (the ideas of Wu & He 2018, Fig. 1 and Table 3) train this network,
 
-    3 x [conv3x3(C) - norm - relu], with a 2x2 max-pool after the first two blocks (the last
-    convolution unpadded, 3x3 -> 1x1 positions),
-    then a linear classifier,
+    3 x [conv3x3(C, padded) - norm - relu], with a 2x2 max-pool after the first two blocks
+    (14x14, 7x7 and 3x3 positions on 14x14 inputs), then a linear classifier,
 
 at a fixed number of *examples seen*, with SGD (momentum 0.9) and the linear learning-rate
 scaling rule that Wu & He use, ``lr = base_lr * batch_size / 32``.  Everything draws from
@@ -66,15 +65,14 @@ def small_cnn(
 ) -> nn.Sequential:
     """Three conv-norm-relu blocks and a linear classifier (layers conv1, norm1, act1, pool1, ..., fc).
 
-    On 14x14 inputs the three blocks run at 14x14, 7x7 and 1x1 positions (the last convolution
-    has no padding), so in the last block a batch of N gives batch norm only N values per
-    channel, like a norm after a linear layer.
+    On 14x14 inputs the three blocks run at 14x14, 7x7 and 3x3 positions (every convolution
+    is padded), so even in the last block a GN group of one channel (IN) holds 9 values, and a
+    batch of N gives batch norm 9 N values per channel.
 
     Parameters
     ----------
     norm : {"batch", "layer", "instance", "group", "none"}
-        With ``"instance"`` only the first blocks can run: at the last block's single position
-        a (sample, channel) has no statistics, and PyTorch's InstanceNorm raises a ValueError.
+        ``"instance"`` is ``InstanceNorm2d(C, affine=True)``, i.e. ``GroupNorm(C, C)``.
     width : int
         Channels C of both convolutions (GN's ``num_groups`` must divide it).
     num_groups : int, optional
@@ -106,15 +104,15 @@ def small_cnn(
         layers = OrderedDict()
         c_in = in_channels
         for i in (1, 2, 3):
-            # the last convolution has no padding: (3, 3) -> (1, 1) positions
-            layers[f"conv{i}"] = nn.Conv2d(c_in, width, 3, padding=1 if i < 3 else 0)
+            # every convolution is padded: 14x14, 7x7 and 3x3 positions on 14x14 inputs
+            layers[f"conv{i}"] = nn.Conv2d(c_in, width, 3, padding=1)
             layers[f"norm{i}"] = norm_layer(norm, width, num_groups=num_groups, impl=impl)
             layers[f"act{i}"] = nn.ReLU()
             if i < 3:
                 layers[f"pool{i}"] = nn.MaxPool2d(2)
             c_in = width
         layers["flatten"] = nn.Flatten()
-        layers["fc"] = nn.Linear(width * (size // 2 // 2 - 2) ** 2, num_classes)
+        layers["fc"] = nn.Linear(width * (size // 2 // 2) ** 2, num_classes)
         return nn.Sequential(layers)
 
 

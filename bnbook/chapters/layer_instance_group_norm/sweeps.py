@@ -107,10 +107,10 @@ def batch_size_sweep(
     norms=("batch", "group", "layer", "none"),
     batch_sizes=(2, 4, 8, 16, 32),
     seeds=(0, 1, 2),
-    examples: int = 4000,
+    examples: int = 6000,
     width: int = 16,
     num_groups: int = 4,
-    base_lr: float = 0.05,
+    base_lr: float = 0.1,
 ) -> Sweep:
     """Test error of :func:`small_cnn` for every norm x batch size x seed, ``examples`` seen each."""
     seeds = _check_common(X, Xt, seeds)
@@ -138,9 +138,9 @@ def groups_sweep(
     groups=None,
     seeds=(0, 1, 2),
     batch_size: int = 32,
-    examples: int = 4000,
+    examples: int = 6000,
     width: int = 16,
-    base_lr: float = 0.05,
+    base_lr: float = 0.1,
 ) -> Sweep:
     """Test error of the GN network for every number of groups (default: the divisors of ``width``)."""
     seeds = _check_common(X, Xt, seeds)
