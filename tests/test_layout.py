@@ -111,3 +111,13 @@ def test_the_import_check_catches_a_library_module_that_imports_a_chapter(tmp_pa
 def test_only_bnbook_settings_reads_the_environment(module):
     text = _source(module).read_text()
     assert "os.environ" not in text and "getenv" not in text, f"{module}: read BNBOOK_* through bnbook.settings"
+
+
+def test_every_chapter_that_shows_a_panel_exposes_its_make_panel():
+    """The benchmarks and the book find panels through bnbook.chapters.panel_factories()."""
+    from notebook_cells import code_cells, source
+
+    from bnbook.chapters import panel_factories
+
+    showing = {p.stem.partition("_")[2] for p in NOTEBOOKS if any("show(" in source(c) for c in code_cells(p))}
+    assert showing and showing <= set(panel_factories()), sorted(showing - set(panel_factories()))

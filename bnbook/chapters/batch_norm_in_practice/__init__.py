@@ -30,10 +30,12 @@ from bnbook.chapters.batch_norm_in_practice.mlp import (
     make_mlp,
     train_net,
 )
+from bnbook.chapters.batch_norm_in_practice.panel import make_panel
 from bnbook.chapters.batch_norm_in_practice.population import ema_vs_recomputed, recompute_bn_stats
 from bnbook.chapters.batch_norm_in_practice.replicas import LAYERS, compare, make_batches, reference, run_replicas
 
 __all__ = [
+    "make_panel",
     "figures",
     "ledger",
     "replicas",
